@@ -1,0 +1,649 @@
+package streamstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/streamgate/streamgate/streamstore/vfs"
+)
+
+// shardLog is the on-disk log of one shard: a run of segments, the last of
+// which is active (appended to). Appends hold mu only while writing to the
+// page cache; fsyncs happen outside it (group commit), and readers take it
+// only to snapshot segment bounds, so readers never block writers.
+type shardLog struct {
+	fs   vfs.FS
+	dir  string
+	gen  uint32
+	num  uint32
+	opts *Options
+
+	mu          sync.RWMutex
+	segments    []*segment // replaced, never mutated in place (copy on write)
+	next        uint64     // index the next record gets
+	lastArrival int64
+	fault       error // set by a failed write or fsync; sticky
+	closed      bool  // closed by a split or merge: no more appends
+	buf         []byte
+	rollBytes   int64
+
+	syncMu sync.Mutex
+	synced uint64 // every index below it is durable
+
+	visible  atomic.Uint64 // every index below it may be read
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced when visible advances
+
+	diskBytes atomic.Int64
+	onBytes   func(delta int64) // store-wide disk accounting
+}
+
+// openShardLog opens (or creates) the shard directory and recovers it: the
+// tail segment is scanned and a torn last record truncated; every other
+// segment is described by its index file, rebuilt from the segment if missing
+// or damaged. Appends always go to a fresh segment after a restart. When gap
+// is set (fsync policies that show records before they are durable), the new
+// segment starts past a gap so that no index a reader may have seen is reused.
+func openShardLog(opts *Options, dir string, gen, num uint32, gap bool, onBytes func(int64)) (*shardLog, error) {
+	fs := opts.FS
+	sh := &shardLog{fs: fs, dir: dir, gen: gen, num: num, opts: opts, notify: make(chan struct{}), onBytes: onBytes, rollBytes: opts.SegmentBytes}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	bases, err := listSegments(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, base := range bases {
+		g, err := sh.openSegment(base, i == len(bases)-1)
+		if err != nil {
+			sh.closeFiles()
+			return nil, fmt.Errorf("segment %s: %w", filepath.Join(dir, segmentName(base)), err)
+		}
+		sh.segments = append(sh.segments, g)
+	}
+	next := uint64(0)
+	if n := len(sh.segments); n > 0 {
+		tail := sh.segments[n-1]
+		next = tail.base + tail.count
+		sh.lastArrival = tail.lastTime
+		if tail.count == 0 {
+			// An empty tail (a roll that saw no record) becomes the active segment again.
+			tail.sealed = false
+		} else if err := sh.seal(tail); err != nil {
+			sh.closeFiles()
+			return nil, err
+		}
+	}
+	if len(sh.segments) == 0 || sh.segments[len(sh.segments)-1].sealed {
+		if gap && len(sh.segments) > 0 {
+			next += 1 << 20
+		}
+		g, err := sh.createSegment(next)
+		if err != nil {
+			sh.closeFiles()
+			return nil, err
+		}
+		sh.segments = append(sh.segments, g)
+	}
+	sh.next = next
+	sh.synced = next
+	sh.visible.Store(next)
+	var total int64
+	for _, g := range sh.segments {
+		total += g.size + int64(len(g.index)*24+indexHeader)
+	}
+	sh.diskBytes.Store(total)
+	return sh, nil
+}
+
+// openSegment opens an existing segment. The tail is always scanned and
+// repaired; others trust their index file and are scanned only without one.
+func (sh *shardLog) openSegment(base uint64, tail bool) (*segment, error) {
+	path := filepath.Join(sh.dir, segmentName(base))
+	flag := os.O_RDONLY
+	if tail {
+		flag = os.O_RDWR
+	}
+	f, err := sh.fs.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	g := &segment{base: base, path: path, file: f, sealed: true}
+	if !tail {
+		if b, err := readFileAll(sh.fs, filepath.Join(sh.dir, indexName(base))); err == nil {
+			if res, err := decodeIndex(b, base); err == nil {
+				if size, err := f.Size(); err == nil && size >= res.size {
+					g.apply(res)
+					return g, nil
+				}
+			}
+		}
+	}
+	res, err := scanSegment(f, base)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	g.apply(res)
+	if res.torn {
+		if !tail {
+			// A sealed segment was fsynced before the next one began, so damage
+			// here is media corruption: keep the good prefix, read-only.
+			sh.opts.Logger.Warn("segment damaged; keeping its valid prefix", "segment", path, "valid_bytes", res.size)
+		} else {
+			sh.opts.Logger.Info("recovery: truncating torn tail", "segment", path, "valid_bytes", res.size)
+			if err := f.Truncate(res.size); err != nil {
+				f.Close()
+				return nil, err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+	}
+	if !tail {
+		if err := writeIndexFile(sh.fs, sh.dir, g); err != nil {
+			sh.opts.Logger.Warn("could not rewrite segment index", "segment", path, "err", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *segment) apply(res scanResult) {
+	g.size, g.count, g.firstTime, g.lastTime, g.index = res.size, res.count, res.firstTime, res.lastTime, res.index
+}
+
+func (sh *shardLog) createSegment(base uint64) (*segment, error) {
+	path := filepath.Join(sh.dir, segmentName(base))
+	f, err := sh.fs.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := sh.fs.SyncDir(sh.dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &segment{base: base, path: path, file: f}, nil
+}
+
+// seal fsyncs a segment and writes its index file.
+func (sh *shardLog) seal(g *segment) error {
+	if err := g.file.Sync(); err != nil {
+		return err
+	}
+	g.sealed = true
+	if err := writeIndexFile(sh.fs, sh.dir, g); err != nil {
+		// The index is rebuilt from the segment when missing: not fatal.
+		sh.opts.Logger.Warn("could not write segment index", "segment", g.path, "err", err)
+	}
+	return sh.fs.SyncDir(sh.dir)
+}
+
+// rollLocked seals the active segment and starts a new one. Caller holds mu.
+func (sh *shardLog) rollLocked() error {
+	active := sh.segments[len(sh.segments)-1]
+	if err := sh.seal(active); err != nil {
+		sh.fault = fmt.Errorf("sealing %s: %w", active.path, err)
+		return sh.fault
+	}
+	g, err := sh.createSegment(sh.next)
+	if err != nil {
+		return err
+	}
+	segs := make([]*segment, len(sh.segments), len(sh.segments)+1)
+	copy(segs, sh.segments)
+	sh.segments = append(segs, g)
+	// The sealed segment is durable now: everything in it is synced.
+	sh.syncMu.Lock()
+	if sh.synced < g.base {
+		sh.synced = g.base
+	}
+	sh.syncMu.Unlock()
+	if sh.opts.Fsync == FsyncAlways {
+		sh.publish(g.base)
+	}
+	return nil
+}
+
+// pending is one record waiting to be appended.
+type pending struct {
+	key      string
+	data     []byte
+	producer int64
+}
+
+// append writes records to the active segment and returns the index of the
+// first. The records are not durable yet: see waitDurable.
+func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.fault != nil {
+		return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+	}
+	if sh.closed {
+		return 0, 0, ErrShardClosed
+	}
+	if now < sh.lastArrival {
+		now = sh.lastArrival // arrival times never go backwards within a shard
+	}
+	g := sh.segments[len(sh.segments)-1]
+	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.opts.SegmentMaxAge) {
+		if err := sh.rollLocked(); err != nil {
+			return 0, 0, err
+		}
+		g = sh.segments[len(sh.segments)-1]
+	}
+	first := sh.next
+	buf := sh.buf[:0]
+	lastIndexed := int64(-indexEvery)
+	if n := len(g.index); n > 0 {
+		lastIndexed = g.index[n-1].offset
+	}
+	var newIndex []indexEntry
+	for i, r := range recs {
+		off := g.size + int64(len(buf))
+		if off-lastIndexed >= indexEvery {
+			newIndex = append(newIndex, indexEntry{first + uint64(i), off, now})
+			lastIndexed = off
+		}
+		buf = appendFrame(buf, first+uint64(i), now, r.producer, r.key, r.data)
+	}
+	if cap(buf) <= 8<<20 {
+		sh.buf = buf
+	}
+	if _, err := g.file.WriteAt(buf, g.size); err != nil {
+		// Cut whatever part of the write landed, so the file ends at the last
+		// good frame again. If even that fails, the tail is unknown: fault.
+		if terr := g.file.Truncate(g.size); terr != nil {
+			sh.fault = fmt.Errorf("write: %v; truncate: %v", err, terr)
+			return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+		}
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return 0, 0, fmt.Errorf("%w: %v", ErrNoSpace, err)
+		}
+		sh.fault = fmt.Errorf("write: %w", err)
+		return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+	}
+	if g.count == 0 {
+		g.firstTime = now
+	}
+	g.size += int64(len(buf))
+	g.count += uint64(len(recs))
+	g.lastTime = now
+	g.index = append(g.index, newIndex...)
+	sh.next += uint64(len(recs))
+	sh.lastArrival = now
+	sh.addBytes(int64(len(buf) + 24*len(newIndex)))
+	if sh.opts.Fsync != FsyncAlways {
+		sh.publish(sh.next)
+	}
+	return first, now, nil
+}
+
+func (sh *shardLog) addBytes(n int64) {
+	sh.diskBytes.Add(n)
+	if sh.onBytes != nil {
+		sh.onBytes(n)
+	}
+}
+
+// waitDurable returns once every index below upTo is on stable storage: group
+// commit. The first waiter fsyncs everything written so far; waiters that
+// queued behind it find their records covered and return without an fsync.
+// A failed fsync faults the shard for good: after one, the kernel may have
+// dropped the dirty pages, so retrying could report data durable that is not.
+func (sh *shardLog) waitDurable(upTo uint64) error {
+	sh.syncMu.Lock()
+	defer sh.syncMu.Unlock()
+	if sh.synced >= upTo {
+		return nil
+	}
+	sh.mu.RLock()
+	target, fault := sh.next, sh.fault
+	active := sh.segments[len(sh.segments)-1]
+	sh.mu.RUnlock()
+	if fault != nil {
+		return fmt.Errorf("%w: %v", ErrFaulted, fault)
+	}
+	start := time.Now()
+	err := active.file.Sync()
+	if sh.opts.OnFsync != nil {
+		sh.opts.OnFsync(time.Since(start))
+	}
+	if err != nil {
+		sh.mu.Lock()
+		sh.fault = fmt.Errorf("fsync %s: %w", active.path, err)
+		sh.mu.Unlock()
+		sh.opts.Logger.Error("fsync failed; shard stops acknowledging writes", "segment", active.path, "err", err)
+		return fmt.Errorf("%w: %v", ErrFaulted, err)
+	}
+	if target > sh.synced {
+		sh.synced = target
+	}
+	sh.publish(target)
+	return nil
+}
+
+// publish makes records below n readable and wakes waiting readers.
+func (sh *shardLog) publish(n uint64) {
+	sh.notifyMu.Lock()
+	if n > sh.visible.Load() {
+		sh.visible.Store(n)
+		close(sh.notify)
+		sh.notify = make(chan struct{})
+	}
+	sh.notifyMu.Unlock()
+}
+
+// changed returns a channel closed when new records become visible (or the
+// shard closes).
+func (sh *shardLog) changed() <-chan struct{} {
+	sh.notifyMu.Lock()
+	defer sh.notifyMu.Unlock()
+	return sh.notify
+}
+
+func (sh *shardLog) wakeAll() {
+	sh.notifyMu.Lock()
+	close(sh.notify)
+	sh.notify = make(chan struct{})
+	sh.notifyMu.Unlock()
+}
+
+// segView is a reader's snapshot of a segment's bounds.
+type segView struct {
+	base  uint64
+	file  vfs.File
+	size  int64
+	count uint64
+	index []indexEntry
+	first int64
+	last  int64
+}
+
+func (sh *shardLog) snapshot() []segView {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	views := make([]segView, len(sh.segments))
+	for i, g := range sh.segments {
+		views[i] = segView{g.base, g.file, g.size, g.count, g.index, g.firstTime, g.lastTime}
+	}
+	return views
+}
+
+// trimHorizon is the index of the oldest record still kept.
+func (sh *shardLog) trimHorizon() uint64 {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.segments[0].base
+}
+
+// read returns up to maxRecords records (and about maxBytes of data) starting
+// at index from, never past what is visible. next is where the following read
+// continues. Reading below the trim horizon starts at the trim horizon.
+func (sh *shardLog) read(from uint64, maxRecords, maxBytes int) (recs []Record, next uint64, err error) {
+	for attempt := 0; ; attempt++ {
+		recs, next, err = sh.readOnce(from, maxRecords, maxBytes)
+		if err == nil || attempt == 2 {
+			return recs, next, err
+		}
+		// A segment deleted by retention under our feet: retry from what is left.
+	}
+}
+
+func (sh *shardLog) readOnce(from uint64, maxRecords, maxBytes int) ([]Record, uint64, error) {
+	vis := sh.visible.Load()
+	views := sh.snapshot()
+	if from < views[0].base {
+		from = views[0].base
+	}
+	if from >= vis || maxRecords <= 0 {
+		return nil, from, nil
+	}
+	k := sort.Search(len(views), func(k int) bool { return views[k].base+views[k].count > from })
+	var recs []Record
+	bytes := 0
+	next := from
+	for ; k < len(views); k++ {
+		v := views[k]
+		if next < v.base {
+			next = v.base // skip a gap left by a restart
+		}
+		if next >= vis {
+			break
+		}
+		off := int64(0)
+		if k := sort.Search(len(v.index), func(i int) bool { return v.index[i].index > next }); k > 0 {
+			off = v.index[k-1].offset
+		}
+		var err error
+		var done bool
+		recs, bytes, next, done, err = readSegment(v, off, next, vis, recs, bytes, maxRecords, maxBytes)
+		if err != nil {
+			return nil, from, err
+		}
+		if done {
+			break
+		}
+	}
+	for i := range recs {
+		recs[i].Seq.Gen, recs[i].Seq.Shard = sh.gen, sh.num
+	}
+	return recs, next, nil
+}
+
+// readSegment appends records with index in [next, vis) from one segment,
+// scanning from offset off. done reports that a limit was reached.
+func readSegment(v segView, off int64, next, vis uint64, recs []Record, bytes, maxRecords, maxBytes int) ([]Record, int, uint64, bool, error) {
+	chunk := 256 << 10
+	for off < v.size {
+		n := int64(chunk)
+		if rem := v.size - off; rem < n {
+			n = rem
+		}
+		buf := make([]byte, n)
+		m, err := v.file.ReadAt(buf, off)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
+			return recs, bytes, next, false, err
+		}
+		p := buf
+		progressed := false
+		for len(p) > 0 {
+			f, err := decodeFrame(p)
+			if err == errShortFrame {
+				break
+			}
+			if err != nil {
+				return recs, bytes, next, false, fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
+			}
+			progressed = true
+			off += int64(f.size)
+			p = p[f.size:]
+			if f.index < next {
+				continue
+			}
+			if f.index >= vis {
+				return recs, bytes, next, true, nil
+			}
+			if len(recs) > 0 && (len(recs) >= maxRecords || bytes+len(f.data) > maxBytes) {
+				return recs, bytes, next, true, nil
+			}
+			recs = append(recs, Record{
+				Seq:          Seq{Index: f.index},
+				PartitionKey: string(f.key),
+				Data:         f.data,
+				Arrival:      f.arrival,
+				Producer:     f.producer,
+			})
+			bytes += len(f.data)
+			next = f.index + 1
+		}
+		if !progressed {
+			// The frame is larger than the chunk: read it whole next time.
+			if len(p) >= frameHeader {
+				chunk = frameSize(0, 0) + int(be32(p)) + frameHeader
+			} else {
+				chunk *= 2
+			}
+			if chunk > maxFrame+2*frameHeader {
+				return recs, bytes, next, false, fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
+			}
+		}
+	}
+	return recs, bytes, next, false, nil
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// seekTime returns the index of the first record that arrived at or after t.
+func (sh *shardLog) seekTime(t int64) (uint64, error) {
+	vis := sh.visible.Load()
+	views := sh.snapshot()
+	k := sort.Search(len(views), func(k int) bool { return views[k].count > 0 && views[k].last >= t })
+	for ; k < len(views); k++ {
+		v := views[k]
+		if v.count == 0 {
+			continue
+		}
+		off := int64(0)
+		if i := sort.Search(len(v.index), func(i int) bool { return v.index[i].arrival >= t }); i > 0 {
+			off = v.index[i-1].offset
+		}
+		// Scan forward from the index point for the first arrival >= t.
+		for off < v.size {
+			n := int64(256 << 10)
+			if rem := v.size - off; rem < n {
+				n = rem
+			}
+			buf := make([]byte, n)
+			if _, err := v.file.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+				return 0, err
+			}
+			p := buf
+			for len(p) > 0 {
+				f, err := decodeFrame(p)
+				if err == errShortFrame {
+					if len(p) == len(buf) {
+						// One frame larger than the chunk: skip by its header.
+						off += int64(frameHeader + int(be32(p)))
+						p = nil
+					}
+					break
+				}
+				if err != nil {
+					return 0, err
+				}
+				if f.arrival >= t || f.index >= vis {
+					if f.index > vis {
+						return vis, nil
+					}
+					return f.index, nil
+				}
+				off += int64(f.size)
+				p = p[f.size:]
+			}
+		}
+	}
+	return vis, nil
+}
+
+// dropOldest deletes the oldest sealed segment if keep reports false for it.
+// It returns the bytes freed (0 when nothing was deleted).
+func (sh *shardLog) dropOldest(keep func(first, last int64) bool) int64 {
+	sh.mu.Lock()
+	if len(sh.segments) < 2 {
+		sh.mu.Unlock()
+		return 0
+	}
+	g := sh.segments[0]
+	if !g.sealed || keep(g.firstTime, g.lastTime) {
+		sh.mu.Unlock()
+		return 0
+	}
+	sh.segments = append([]*segment(nil), sh.segments[1:]...)
+	sh.mu.Unlock()
+	freed := g.size + int64(len(g.index)*24+indexHeader)
+	g.file.Close()
+	if err := sh.fs.Remove(g.path); err != nil && !os.IsNotExist(err) {
+		sh.opts.Logger.Warn("retention: could not delete segment", "segment", g.path, "err", err)
+	}
+	sh.fs.Remove(filepath.Join(sh.dir, indexName(g.base)))
+	sh.addBytes(-freed)
+	return freed
+}
+
+// oldest returns the last arrival time of the oldest deletable segment.
+func (sh *shardLog) oldest() (int64, bool) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if len(sh.segments) < 2 || !sh.segments[0].sealed {
+		return 0, false
+	}
+	return sh.segments[0].lastTime, true
+}
+
+// rollIfIdle seals an active segment whose first record is older than maxAge,
+// so time retention can delete it even when no new record arrives.
+func (sh *shardLog) rollIfIdle(now int64, maxAge time.Duration) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := sh.segments[len(sh.segments)-1]
+	if sh.fault != nil || sh.closed || g.count == 0 || time.Duration(now-g.firstTime) < maxAge {
+		return
+	}
+	if err := sh.rollLocked(); err != nil {
+		sh.opts.Logger.Error("rolling idle segment", "dir", sh.dir, "err", err)
+	}
+}
+
+// closeForReshard stops appends and makes everything written durable; it
+// returns the index after the last record.
+func (sh *shardLog) closeForReshard() (uint64, error) {
+	sh.mu.Lock()
+	sh.closed = true
+	end := sh.next
+	sh.mu.Unlock()
+	if sh.opts.Fsync != FsyncNever {
+		if err := sh.waitDurable(end); err != nil {
+			return end, err
+		}
+	}
+	sh.publish(end)
+	sh.wakeAll()
+	return end, nil
+}
+
+// tip returns the next index and the arrival time of the last record.
+func (sh *shardLog) tip() (uint64, int64) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.next, sh.lastArrival
+}
+
+// flush makes everything written durable (on shutdown and for the interval policy).
+func (sh *shardLog) flush() error {
+	sh.mu.RLock()
+	next := sh.next
+	sh.mu.RUnlock()
+	return sh.waitDurable(next)
+}
+
+func (sh *shardLog) closeFiles() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, g := range sh.segments {
+		g.file.Close()
+	}
+}
