@@ -35,6 +35,7 @@ type ShardInfo struct {
 	HashEnd        HashKey
 	Created        time.Time
 	Closed         bool
+	ClosedAt       time.Time
 	End            uint64 // when closed: the index after its last record
 }
 

@@ -98,7 +98,7 @@ func TestRecoveryTruncatedTailAtEveryOffset(t *testing.T) {
 		}
 		// The log continues after the repaired tail.
 		res := mustAppend(t, s2, "s", entry("after", "x"))
-		if res[0].Seq.Index != uint64(want) {
+		if res[0].Seq.Index != uint64(want)+1 {
 			t.Fatalf("cut at %d: next index %d, want %d", cut, res[0].Seq.Index, want)
 		}
 		s2.Close()

@@ -70,7 +70,10 @@ func openShardLog(opts *Options, dir string, gen, num uint32, gap bool, onBytes 
 		}
 		sh.segments = append(sh.segments, g)
 	}
-	next := uint64(0)
+	// Index 0 is never a record: its sequence number (the shard's starting
+	// sequence number) means "before the first record", so a reader caught up
+	// at an empty shard still has a position to resume after.
+	next := uint64(1)
 	if n := len(sh.segments); n > 0 {
 		tail := sh.segments[n-1]
 		next = tail.base + tail.count

@@ -376,7 +376,7 @@ func (s *Store) Append(name string, entries []Entry) ([]Appended, error) {
 		var order []*group
 		for _, i := range todo {
 			e := &entries[i]
-			if len(e.Data)+len(e.PartitionKey) > maxRec {
+			if len(e.Data) > maxRec {
 				out[i].Err = ErrRecordTooBig
 				continue
 			}
@@ -556,7 +556,10 @@ func (s *Store) Seek(name, shardID string, pos Position) (uint64, error) {
 		if i > next {
 			return 0, fmt.Errorf("sequence number %s is past the end of %s: %w", pos.Seq, shardID, ErrInvalid)
 		}
-		if pos.Seq.Index < log.trimHorizon() {
+		if th := log.trimHorizon(); i < th {
+			if pos.Seq.Index == 0 {
+				return th, nil // the shard's starting sequence number: before everything
+			}
 			return 0, fmt.Errorf("sequence number %s: %w", pos.Seq, ErrTrimmed)
 		}
 		return i, nil
@@ -648,7 +651,7 @@ func (s *Store) reshard(st *stream, parents []string, children []ShardInfo) ([]S
 		}
 		for i := range info.Shards {
 			if info.Shards[i].ID == id {
-				info.Shards[i].Closed, info.Shards[i].End = true, end
+				info.Shards[i].Closed, info.Shards[i].End, info.Shards[i].ClosedAt = true, end, s.opts.Now().UTC()
 			}
 		}
 	}
@@ -949,4 +952,20 @@ func (s *Store) enforceBudgets() {
 		}
 		s.full.Store(s.totalBytes.Load() > s.opts.DiskBudget)
 	}
+}
+
+// ShardFor returns the open shard a record with this key would go to.
+func (s *Store) ShardFor(name, partitionKey string, explicit *HashKey) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.streams[name]
+	if !ok {
+		return "", fmt.Errorf("stream %s: %w", name, ErrNotFound)
+	}
+	h := HashPartitionKey(partitionKey)
+	if explicit != nil {
+		h = *explicit
+	}
+	routes := st.routes
+	return routes[sort.Search(len(routes), func(k int) bool { return routes[k].end.Cmp(h) >= 0 })].id, nil
 }

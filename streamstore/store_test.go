@@ -18,10 +18,10 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration)     { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-func newClock() *clock                   { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
-func entry(key, data string) Entry       { return Entry{PartitionKey: key, Data: []byte(data)} }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock() *clock               { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
+func entry(key, data string) Entry   { return Entry{PartitionKey: key, Data: []byte(data)} }
 func openTest(t *testing.T, o Options) *Store {
 	t.Helper()
 	if o.Dir == "" {
@@ -156,14 +156,15 @@ func TestSeekPositions(t *testing.T) {
 		pos  Position
 		want uint64
 	}{
-		{"trim horizon", Position{Type: TrimHorizon}, 0},
-		{"latest", Position{Type: Latest}, 20},
-		{"at sequence", Position{Type: AtSequence, Seq: seqs[7]}, 7},
-		{"after sequence", Position{Type: AfterSequence, Seq: seqs[7]}, 8},
-		{"at timestamp exact", Position{Type: AtTimestamp, Time: times[12]}, 12},
-		{"at timestamp between", Position{Type: AtTimestamp, Time: times[12].Add(time.Millisecond)}, 13},
-		{"at timestamp before all", Position{Type: AtTimestamp, Time: times[0].Add(-time.Hour)}, 0},
-		{"at timestamp after all", Position{Type: AtTimestamp, Time: clk.Now().Add(time.Hour)}, 20},
+		{"trim horizon", Position{Type: TrimHorizon}, 1},
+		{"latest", Position{Type: Latest}, 21},
+		{"at sequence", Position{Type: AtSequence, Seq: seqs[7]}, 8},
+		{"after sequence", Position{Type: AfterSequence, Seq: seqs[7]}, 9},
+		{"after the starting sequence number", Position{Type: AfterSequence, Seq: Seq{}}, 1},
+		{"at timestamp exact", Position{Type: AtTimestamp, Time: times[12]}, 13},
+		{"at timestamp between", Position{Type: AtTimestamp, Time: times[12].Add(time.Millisecond)}, 14},
+		{"at timestamp before all", Position{Type: AtTimestamp, Time: times[0].Add(-time.Hour)}, 1},
+		{"at timestamp after all", Position{Type: AtTimestamp, Time: clk.Now().Add(time.Hour)}, 21},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestSplitAndMergeKeepLineageAndOrder(t *testing.T) {
 	if after.Seq.String() <= before.Seq.String() {
 		t.Fatalf("child sequence %s not greater than parent's %s", after.Seq, before.Seq)
 	}
-	res, err := s.Read("s", parent.ID, 0, 100, 1<<20)
+	res, err := s.Read("s", parent.ID, 1, 100, 1<<20)
 	if err != nil || len(res.Records) != 1 || !res.EndOfShard {
 		t.Fatalf("parent read: %v %+v", err, res)
 	}
@@ -294,8 +295,8 @@ func TestTimeRetentionDeletesWholeSegments(t *testing.T) {
 		t.Fatalf("after retention read %d records starting %q", len(recs), recs[0].Data)
 	}
 	th, _ := s.Seek("s", ShardID(0), Position{Type: TrimHorizon})
-	if th != 10 {
-		t.Fatalf("trim horizon %d, want 10", th)
+	if th != 11 {
+		t.Fatalf("trim horizon %d, want 11", th)
 	}
 	if _, err := s.Seek("s", ShardID(0), Position{Type: AtSequence, Seq: Seq{Index: 3}}); !errors.Is(err, ErrTrimmed) {
 		t.Fatalf("seek to a deleted record: %v, want ErrTrimmed", err)

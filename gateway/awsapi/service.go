@@ -1,0 +1,229 @@
+package awsapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Content types of the JSON 1.1 services.
+const (
+	ContentJSON = "application/x-amz-json-1.1"
+	ContentCBOR = "application/x-amz-cbor-1.1"
+)
+
+// Request is one decoded-on-demand API call.
+type Request struct {
+	Op        string
+	RequestID string
+	CBOR      bool
+	Body      []byte
+	W         http.ResponseWriter
+	R         *http.Request
+}
+
+// Context is the request's context.
+func (r *Request) Context() context.Context { return r.R.Context() }
+
+// Decode unmarshals the body into v. Malformed input is a SerializationException.
+func (r *Request) Decode(v any) error {
+	body := r.Body
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+		if r.CBOR {
+			body = []byte{0xa0}
+		}
+	}
+	var err error
+	if r.CBOR {
+		err = cborDec.Unmarshal(body, v)
+	} else {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		return &Error{Code: CodeSerialization, Message: serializationMessage(err), Status: http.StatusBadRequest}
+	}
+	return nil
+}
+
+func serializationMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("Unexpected value type in payload: field %s cannot take a JSON %s", te.Field, te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("Malformed request body: %v at offset %d", se, se.Offset)
+	}
+	return "Malformed request body: " + err.Error()
+}
+
+var cborDec, _ = cbor.DecOptions{
+	MaxArrayElements: 100000, MaxMapPairs: 100000, MaxNestedLevels: 32,
+	DefaultByteStringType: nil,
+}.DecMode()
+
+var cborEnc, _ = cbor.EncOptions{}.EncMode()
+
+// Op handles one operation. It returns the response value, or an error
+// (an *Error becomes that AWS error; anything else an InternalFailure). An
+// operation that writes its own response (an event stream) returns Streamed.
+type Op func(r *Request) (any, error)
+
+// Streamed is returned by an Op that wrote the response itself.
+var Streamed = &struct{ streamed bool }{true}
+
+// Service is one AWS JSON 1.1 service: its X-Amz-Target prefix
+// ("Kinesis_20131202") and operations.
+type Service struct {
+	Prefix string
+	Ops    map[string]Op
+	// Observe, when set, is told each call's operation, outcome code ("" for
+	// success) and duration: the hook for metrics.
+	Observe func(op, code string, d time.Duration)
+}
+
+// Mux routes POST / to services by X-Amz-Target.
+type Mux struct {
+	services map[string]*Service
+	maxBody  int64
+	log      *slog.Logger
+}
+
+// NewMux makes a router for the given services; bodies over maxBody bytes
+// are refused.
+func NewMux(log *slog.Logger, maxBody int64, services ...*Service) *Mux {
+	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, log: log}
+	for _, s := range services {
+		m.services[s.Prefix] = s
+	}
+	return m
+}
+
+// Handles reports whether the request is addressed to one of the services.
+func (m *Mux) Handles(r *http.Request) bool {
+	prefix, _, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+	_, ok := m.services[prefix]
+	return ok
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := &Request{RequestID: newRequestID(), W: w, R: r}
+	w.Header().Set("x-amzn-RequestId", req.RequestID)
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	req.CBOR = strings.TrimSpace(ct) == ContentCBOR
+	prefix, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+	svc := m.services[prefix]
+	if r.Method != http.MethodPost {
+		m.writeError(req, Errorf(CodeUnknownOperation, "Operations are invoked with POST"))
+		return
+	}
+	if svc == nil || svc.Ops[op] == nil {
+		m.writeError(req, Errorf(CodeUnknownOperation, "Unknown operation %q", r.Header.Get("X-Amz-Target")))
+		return
+	}
+	req.Op = op
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			m.writeError(req, &Error{Code: CodeSerialization, Status: http.StatusRequestEntityTooLarge,
+				Message: fmt.Sprintf("Request body is larger than %d bytes", m.maxBody)})
+		} else {
+			m.writeError(req, Errorf(CodeSerialization, "Could not read request body: %v", err))
+		}
+		return
+	}
+	req.Body = body
+	out, err := m.call(svc.Ops[op], req)
+	code := ""
+	switch {
+	case err != nil:
+		code = m.writeError(req, err)
+	case out == Streamed:
+	default:
+		m.write(req, http.StatusOK, out)
+	}
+	if svc.Observe != nil {
+		svc.Observe(op, code, time.Since(start))
+	}
+}
+
+// call runs an operation and turns a panic into an InternalFailure, so bad
+// input can never take the server down.
+func (m *Mux) call(op Op, req *Request) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.Error("panic in API operation", "op", req.Op, "panic", p, "request_id", req.RequestID)
+			out, err = nil, &Error{Code: CodeInternalFailure, Message: "Internal service failure.", Status: http.StatusInternalServerError}
+		}
+	}()
+	return op(req)
+}
+
+func (m *Mux) write(req *Request, status int, v any) {
+	var body []byte
+	var err error
+	if req.CBOR {
+		req.W.Header().Set("Content-Type", ContentCBOR)
+		body, err = cborEnc.Marshal(v)
+	} else {
+		req.W.Header().Set("Content-Type", ContentJSON)
+		body, err = json.Marshal(v)
+	}
+	if err != nil {
+		m.log.Error("encoding response", "op", req.Op, "err", err)
+		status = http.StatusInternalServerError
+		body = []byte(`{"__type":"InternalFailure","message":"Internal service failure."}`)
+	}
+	req.W.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	req.W.WriteHeader(status)
+	req.W.Write(body)
+}
+
+// errorBody is the AWS JSON error shape.
+type errorBody struct {
+	Type    string `json:"__type" cbor:"__type"`
+	Message string `json:"message" cbor:"message"`
+}
+
+// writeError writes err in AWS form and returns its code.
+func (m *Mux) writeError(req *Request, err error) string {
+	var ae *Error
+	if !errors.As(err, &ae) {
+		m.log.Error("API operation failed", "op", req.Op, "err", err, "request_id", req.RequestID)
+		ae = &Error{Code: CodeInternalFailure, Message: "Internal service failure.", Status: http.StatusInternalServerError}
+	}
+	req.W.Header().Set("X-Amzn-ErrorType", ae.Code)
+	m.write(req, ae.Status, errorBody{ae.Code, ae.Message})
+	return ae.Code
+}
+
+// WriteError writes an AWS error for requests that never reach a service
+// (authentication, routing).
+func WriteError(w http.ResponseWriter, r *http.Request, err *Error) {
+	req := &Request{RequestID: newRequestID(), W: w, R: r}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	req.CBOR = strings.TrimSpace(ct) == ContentCBOR
+	w.Header().Set("x-amzn-RequestId", req.RequestID)
+	(&Mux{log: slog.Default()}).writeError(req, err)
+}

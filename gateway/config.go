@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole gateway configuration. config.example.yaml at the
+// repository root documents every field; a test loads it.
+type Config struct {
+	DataDir    string `yaml:"data_dir"`
+	HTTPAddr   string `yaml:"http_addr"`
+	RTSPAddr   string `yaml:"rtsp_addr"`   // reserved for video ingest
+	MQTTAddr   string `yaml:"mqtt_addr"`   // reserved for the MQTT broker
+	WebRTCAddr string `yaml:"webrtc_addr"` // reserved for WHIP/WHEP
+	LogLevel   string `yaml:"log_level"`
+
+	Region  string `yaml:"region"`
+	Account string `yaml:"account"`
+
+	Storage StorageConfig `yaml:"storage"`
+	Kinesis KinesisConfig `yaml:"kinesis"`
+}
+
+// StorageConfig tunes the shard log.
+type StorageConfig struct {
+	Fsync         string        `yaml:"fsync"` // always | interval | never
+	SyncInterval  time.Duration `yaml:"sync_interval"`
+	SegmentBytes  ByteSize      `yaml:"segment_bytes"`
+	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
+	DiskBudget    ByteSize      `yaml:"disk_budget"`
+}
+
+// KinesisConfig tunes the Kinesis API.
+type KinesisConfig struct {
+	// ShardWriteLimit throttles writes per shard like AWS provisioned shards;
+	// zero values mean no limit (the default).
+	ShardRecordsPerSecond int      `yaml:"shard_records_per_second"`
+	ShardBytesPerSecond   ByteSize `yaml:"shard_bytes_per_second"`
+	MaxRequestBytes       ByteSize `yaml:"max_request_bytes"`
+}
+
+// DefaultConfig is the embedded default: everything local, data in ./data.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:    "./data",
+		HTTPAddr:   ":4566",
+		RTSPAddr:   ":8554",
+		MQTTAddr:   ":1883",
+		WebRTCAddr: ":8189",
+		LogLevel:   "info",
+		Region:     "us-east-1",
+		Account:    "000000000000",
+		Storage: StorageConfig{
+			Fsync:         "always",
+			SyncInterval:  time.Second,
+			SegmentBytes:  64 << 20,
+			SegmentMaxAge: time.Hour,
+		},
+		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors, so
+// a typo never silently falls back to a default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && err.Error() != "EOF" {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the configuration at start-up.
+func (c *Config) Validate() error {
+	var errs []string
+	if c.DataDir == "" {
+		errs = append(errs, "data_dir is empty")
+	}
+	for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Sprintf("%s %q: %v", name, addr, err))
+		}
+	}
+	switch c.Storage.Fsync {
+	case "always", "interval", "never":
+	default:
+		errs = append(errs, fmt.Sprintf("storage.fsync %q: want always, interval or never", c.Storage.Fsync))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.Storage.SegmentBytes < 0 || c.Storage.DiskBudget < 0 {
+		errs = append(errs, "storage sizes must not be negative")
+	}
+	if c.Kinesis.MaxRequestBytes < 1<<20 {
+		errs = append(errs, "kinesis.max_request_bytes must be at least 1MiB")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes that YAML may write as 64MiB, 2GB or 1048576.
+type ByteSize int64
+
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize reads "512", "64KiB", "64MiB", "2GiB", "2GB", "10M".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != s || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
+	}
+	return ByteSize(n * mult), nil
+}

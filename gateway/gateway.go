@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/streamgate/streamgate/gateway/awsapi"
+	"github.com/streamgate/streamgate/gateway/kinesis"
+	"github.com/streamgate/streamgate/streamstore"
+)
+
+// Gateway is a running streamgate: the store and every listener.
+type Gateway struct {
+	cfg   Config
+	log   *slog.Logger
+	store *streamstore.Store
+	reg   *prometheus.Registry
+	http  *http.Server
+	ln    net.Listener
+	ready atomic.Bool
+
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	served     chan error
+}
+
+// New opens the store and prepares the listeners; Start begins serving.
+func New(cfg Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sm := newStoreMetrics(g.reg)
+	store, err := streamstore.Open(streamstore.Options{
+		Dir:           filepath.Clean(cfg.DataDir),
+		Fsync:         streamstore.FsyncPolicy(cfg.Storage.Fsync),
+		SyncInterval:  cfg.Storage.SyncInterval,
+		SegmentBytes:  int64(cfg.Storage.SegmentBytes),
+		SegmentMaxAge: cfg.Storage.SegmentMaxAge,
+		DiskBudget:    int64(cfg.Storage.DiskBudget),
+		Logger:        log.With("component", "streamstore"),
+		OnFsync:       sm.observeFsync,
+		OnRetention:   sm.observeRetention,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.store = store
+	sm.watchUsage(store)
+
+	kopts := kinesis.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "kinesis"), Metrics: kinesis.NewMetrics(g.reg)}
+	if cfg.Kinesis.ShardRecordsPerSecond > 0 || cfg.Kinesis.ShardBytesPerSecond > 0 {
+		lim := &kinesis.WriteLimit{RecordsPerSecond: cfg.Kinesis.ShardRecordsPerSecond, BytesPerSecond: int(cfg.Kinesis.ShardBytesPerSecond)}
+		if lim.RecordsPerSecond == 0 {
+			lim.RecordsPerSecond = 1 << 30
+		}
+		if lim.BytesPerSecond == 0 {
+			lim.BytesPerSecond = 1 << 40
+		}
+		kopts.ShardWriteLimit = lim
+	}
+	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), kinesis.New(store, kopts).Service())
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", g.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", g.authenticate(api))
+
+	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c: SubscribeToShard over HTTP/2 without TLS
+	g.http = &http.Server{
+		Handler:           mux,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return g.baseCtx },
+	}
+	return g, nil
+}
+
+// Store is the gateway's shard log (for in-process users such as tests).
+func (g *Gateway) Store() *streamstore.Store { return g.store }
+
+// Start binds the listeners and serves in the background.
+func (g *Gateway) Start() error {
+	if g.cfg.HTTPAddr == "" {
+		g.ready.Store(true)
+		return nil
+	}
+	ln, err := net.Listen("tcp", g.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	g.ln = ln
+	g.served = make(chan error, 1)
+	go func() { g.served <- g.http.Serve(ln) }()
+	g.ready.Store(true)
+	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "data_dir", g.cfg.DataDir, "fsync", g.cfg.Storage.Fsync)
+	return nil
+}
+
+// HTTPAddr is the bound HTTP address (useful with port 0).
+func (g *Gateway) HTTPAddr() string {
+	if g.ln == nil {
+		return ""
+	}
+	return g.ln.Addr().String()
+}
+
+// Shutdown stops accepting work, lets in-flight requests finish (streams are
+// told to end), then syncs and closes the store.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.ready.Store(false)
+	var errs []error
+	if g.ln != nil {
+		g.cancelBase() // ends SubscribeToShard streams
+		if err := g.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			g.http.Close()
+		}
+		if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, g.store.Close())
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	if !g.ready.Load() {
+		http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte("ok\n"))
+}
