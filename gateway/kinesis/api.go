@@ -184,15 +184,28 @@ func (a *API) storeError(name string, err error) error {
 	case errors.Is(err, streamstore.ErrShardClosed):
 		return awsapi.Errorf(awsapi.CodeResourceInUse, "%s in stream %s under account %s has already been merged or split, and thus is not eligible for merging or splitting.", shardOf(err), name, a.opts.Account)
 	case errors.Is(err, streamstore.ErrInvalid), errors.Is(err, streamstore.ErrTrimmed):
-		return awsapi.Errorf(awsapi.CodeInvalidArgument, "%s", err.Error())
+		return awsapi.Errorf(awsapi.CodeInvalidArgument, "%s.", sentence(err))
 	case errors.Is(err, streamstore.ErrLimit):
-		return awsapi.Errorf(awsapi.CodeLimitExceeded, "%s", err.Error())
+		return awsapi.Errorf(awsapi.CodeLimitExceeded, "%s.", sentence(err))
 	case errors.Is(err, streamstore.ErrNoSpace):
 		return awsapi.Errorf(codeThroughput, "Rate exceeded for stream %s under account %s: the gateway's disk is full or its disk budget is reached.", name, a.opts.Account)
 	case errors.Is(err, streamstore.ErrFaulted), errors.Is(err, streamstore.ErrClosed):
 		return &awsapi.Error{Code: "InternalFailureException", Message: err.Error(), Status: http.StatusInternalServerError}
 	}
 	return err
+}
+
+// sentence turns a store error into AWS-style prose: capitalised, without
+// the sentinel's suffix.
+func sentence(err error) string {
+	msg := err.Error()
+	for _, s := range []error{streamstore.ErrInvalid, streamstore.ErrTrimmed, streamstore.ErrLimit} {
+		msg = strings.TrimSuffix(msg, ": "+s.Error())
+	}
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	return msg
 }
 
 // shardOf digs the shard id out of a store error message, for AWS-style text.

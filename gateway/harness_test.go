@@ -1,0 +1,116 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go"
+	"github.com/streamgate/streamgate/gateway"
+)
+
+var ctx = context.Background()
+
+// server is a gateway started for one test on a loopback port.
+type server struct {
+	gw       *gateway.Gateway
+	endpoint string
+	dataDir  string
+}
+
+func startServer(t testing.TB, tweak func(*gateway.Config)) *server {
+	t.Helper()
+	cfg := gateway.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RTSPAddr, cfg.MQTTAddr, cfg.WebRTCAddr = "", "", ""
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	gw, err := gateway.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &server{gw: gw, endpoint: "http://" + gw.HTTPAddr(), dataDir: cfg.DataDir}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// client is an aws-sdk-go-v2 Kinesis client for the server, as a user would
+// configure it: only the endpoint changes.
+func (s *server) client(opts ...func(*kinesis.Options)) *kinesis.Client {
+	return kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Retryer:      aws.NopRetryer{},
+	}, opts...)
+}
+
+// apiError asserts err is an AWS API error with the given code.
+func apiError(t testing.TB, err error, code string) {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("got %v, want API error %s", err, code)
+	}
+	if ae.ErrorCode() != code {
+		t.Fatalf("got %s (%s), want %s", ae.ErrorCode(), ae.ErrorMessage(), code)
+	}
+	if ae.ErrorMessage() == "" {
+		t.Fatalf("%s without a message", code)
+	}
+}
+
+// rawCall posts a body with a target and returns status, headers and body.
+func (s *server) rawCall(t testing.TB, target, contentType string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.endpoint+"/", bytes.NewReader(body))
+	if target != "" {
+		req.Header.Set("X-Amz-Target", target)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=00")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func jsonBody(v any) []byte { b, _ := json.Marshal(v); return b }
+
+type bigInt = big.Int
+
+var bigOne = big.NewInt(1)
