@@ -30,11 +30,13 @@ type shardLog struct {
 	segments    []*segment // replaced, never mutated in place (copy on write)
 	next        uint64     // index the next record gets
 	lastArrival int64
-	fault       error // set by a failed write or fsync; sticky
-	closed      bool  // closed by a split or merge: no more appends
+	fault       error  // set by a failed write or fsync; sticky
+	closed      bool   // closed by a split or merge: no more appends
+	sealedUpTo  uint64 // every index below it is in a sealed (fsynced) segment
 	buf         []byte
 	rollBytes   int64
 
+	// Lock order: syncMu before mu. Code holding mu never takes syncMu.
 	syncMu sync.Mutex
 	synced uint64 // every index below it is durable
 
@@ -206,12 +208,8 @@ func (sh *shardLog) rollLocked() error {
 	segs := make([]*segment, len(sh.segments), len(sh.segments)+1)
 	copy(segs, sh.segments)
 	sh.segments = append(segs, g)
-	// The sealed segment is durable now: everything in it is synced.
-	sh.syncMu.Lock()
-	if sh.synced < g.base {
-		sh.synced = g.base
-	}
-	sh.syncMu.Unlock()
+	// The sealed segment is durable now; waitDurable learns it from sealedUpTo.
+	sh.sealedUpTo = g.base
 	if sh.opts.Fsync == FsyncAlways {
 		sh.publish(g.base)
 	}
@@ -312,9 +310,14 @@ func (sh *shardLog) waitDurable(upTo uint64) error {
 		return nil
 	}
 	sh.mu.RLock()
-	target, fault := sh.next, sh.fault
+	target, fault, sealed := sh.next, sh.fault, sh.sealedUpTo
 	active := sh.segments[len(sh.segments)-1]
 	sh.mu.RUnlock()
+	if sealed >= upTo {
+		// A segment roll fsynced these records already.
+		sh.synced = max(sh.synced, sealed)
+		return nil
+	}
 	if fault != nil {
 		return fmt.Errorf("%w: %v", ErrFaulted, fault)
 	}

@@ -407,11 +407,49 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 func TestOversizedRecordRejected(t *testing.T) {
 	s := openTest(t, Options{})
 	s.CreateStream(StreamConfig{Name: "s", Shards: 1})
-	res, err := s.Append("s", []Entry{{PartitionKey: "k", Data: make([]byte, 1<<20)}, entry("k", "ok")})
+	res, err := s.Append("s", []Entry{{PartitionKey: "k", Data: make([]byte, 1<<20+1)}, {PartitionKey: "k", Data: make([]byte, 1<<20)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !errors.Is(res[0].Err, ErrRecordTooBig) || res[1].Err != nil {
-		t.Fatalf("results %v / %v", res[0].Err, res[1].Err)
+		t.Fatalf("1 MiB + 1: %v; exactly 1 MiB: %v", res[0].Err, res[1].Err)
+	}
+}
+
+// Many writers on tiny segments: rolls race with group-commit fsyncs. A lock
+// order mistake between them deadlocks here (it once did under load).
+func TestConcurrentAppendsAcrossSegmentRolls(t *testing.T) {
+	s := openTest(t, Options{SegmentBytes: 2 << 10})
+	s.CreateStream(StreamConfig{Name: "s", Shards: 1})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				batch := make([]Entry, 1+i%5)
+				for k := range batch {
+					batch[k] = entry("k", fmt.Sprintf("%d-%d-%d", w, i, k))
+				}
+				if res, err := s.Append("s", batch); err != nil || res[0].Err != nil {
+					t.Errorf("append: %v %v", err, res[0].Err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("appends stuck: deadlock between segment roll and fsync")
+	}
+	want := 0
+	for i := range 300 {
+		want += 8 * (1 + i%5)
+	}
+	if n := len(readAll(t, s, "s", ShardID(0))); n != want {
+		t.Fatalf("%d records, want %d", n, want)
 	}
 }

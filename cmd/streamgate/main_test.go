@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-var binary string
+var serveBin string
 
 // TestMain builds the real binary once; the tests run it as users do.
 func TestMain(m *testing.M) {
@@ -29,8 +29,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "streamgate")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	serveBin = filepath.Join(dir, "streamgate")
+	if out, err := exec.Command("go", "build", "-o", serveBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -60,7 +60,7 @@ func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr, "--rtsp-addr", "", "--mqtt-addr", "", "--webrtc-addr", ""}, extra...)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(serveBin, args...)
 	p := &proc{cmd: cmd, addr: addr, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd.Stderr = lockedWriter{p.stderr, p.mu}
 	if err := cmd.Start(); err != nil {
@@ -86,7 +86,11 @@ type lockedWriter struct {
 	mu *sync.Mutex
 }
 
-func (w lockedWriter) Write(b []byte) (int, error) { w.mu.Lock(); defer w.mu.Unlock(); return w.b.Write(b) }
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(b)
+}
 
 func (p *proc) client() *kinesis.Client {
 	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + p.addr),
@@ -207,7 +211,7 @@ func TestKill9KeepsAcknowledgedRecordsEndToEnd(t *testing.T) {
 
 func runCLI(t *testing.T, endpoint string, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(serveBin, args...)
 	cmd.Env = append(os.Environ(), "STREAMGATE_ENDPOINT="+endpoint)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
@@ -230,7 +234,7 @@ func TestClientCommands(t *testing.T) {
 	runCLI(t, ep, "", "put", "cli", "--partition-key", "k1", `{"temp":21.5}`)
 	runCLI(t, ep, "line one\nline two\n", "put", "cli", "--partition-key", "k2", "--lines", "-")
 
-	tail := exec.Command(binary, "tail", "cli", "--from", "trim-horizon")
+	tail := exec.Command(serveBin, "tail", "cli", "--from", "trim-horizon")
 	tail.Env = append(os.Environ(), "STREAMGATE_ENDPOINT="+ep)
 	stdout, _ := tail.StdoutPipe()
 	if err := tail.Start(); err != nil {
@@ -261,7 +265,7 @@ func TestClientCommands(t *testing.T) {
 }
 
 func TestServeRejectsBadConfig(t *testing.T) {
-	out, err := exec.Command(binary, "serve", "--fsync", "sometimes", "--data-dir", t.TempDir()).CombinedOutput()
+	out, err := exec.Command(serveBin, "serve", "--fsync", "sometimes", "--data-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "storage.fsync") {
 		t.Fatalf("bad fsync accepted: %v %s", err, out)
 	}
