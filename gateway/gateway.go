@@ -152,3 +152,6 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Write([]byte("ok\n"))
 }
+
+// Handler is the HTTP handler of the gateway's port (for in-process use).
+func (g *Gateway) Handler() http.Handler { return g.http.Handler }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -142,7 +143,8 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Op = op
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.maxBody))
+	body, err := readBody(w, r, m.maxBody)
+	defer releaseBody(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -168,6 +170,38 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// bodies recycles request buffers: PutRecords bodies run to megabytes.
+var bodies sync.Pool
+
+// readBody reads the request body into a pooled buffer sized by
+// Content-Length when known.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		return io.ReadAll(rd)
+	}
+	var buf []byte
+	if p, ok := bodies.Get().(*[]byte); ok && int64(cap(*p)) >= r.ContentLength {
+		buf = (*p)[:r.ContentLength]
+	} else {
+		if ok {
+			bodies.Put(p)
+		}
+		buf = make([]byte, r.ContentLength)
+	}
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		releaseBody(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+func releaseBody(b []byte) {
+	if cap(b) >= 4<<10 && cap(b) <= 32<<20 {
+		bodies.Put(&b)
+	}
+}
+
 // call runs an operation and turns a panic into an InternalFailure, so bad
 // input can never take the server down.
 func (m *Mux) call(op Op, req *Request) (out any, err error) {
@@ -186,6 +220,10 @@ func (m *Mux) write(req *Request, status int, v any) {
 	if req.CBOR {
 		req.W.Header().Set("Content-Type", ContentCBOR)
 		body, err = cborEnc.Marshal(v)
+	} else if m, ok := v.(json.Marshaler); ok {
+		// Hand-written encoders of hot responses: skip json.Marshal's re-validation.
+		req.W.Header().Set("Content-Type", ContentJSON)
+		body, err = m.MarshalJSON()
 	} else {
 		req.W.Header().Set("Content-Type", ContentJSON)
 		body, err = json.Marshal(v)

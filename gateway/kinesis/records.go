@@ -62,8 +62,11 @@ func explicitHashKey(s string) (*streamstore.HashKey, error) {
 
 func (a *API) putRecord(r *awsapi.Request) (any, error) {
 	var in putRecordInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
+	if r.CBOR || !decodePutRecordFast(r.Body, &in) {
+		in = putRecordInput{}
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
 	}
 	name, err := a.resolve(in.streamRef)
 	if err != nil {
@@ -105,9 +108,14 @@ func (a *API) putRecord(r *awsapi.Request) (any, error) {
 
 func (a *API) putRecords(r *awsapi.Request) (any, error) {
 	var in putRecordsInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
+	if r.CBOR || !decodePutRecordsFast(r.Body, &in) {
+		in.release()
+		in = putRecordsInput{}
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
 	}
+	defer in.release() // the store copies data; nothing holds it after Append
 	name, err := a.resolve(in.streamRef)
 	if err != nil {
 		return nil, err

@@ -149,6 +149,8 @@ type putRecordsEntry struct {
 type putRecordsInput struct {
 	streamRef
 	Records []putRecordsEntry
+
+	pooled *[]byte // the data arena of the fast decoder, returned by release
 }
 
 type putRecordsResultEntry struct {
