@@ -20,6 +20,9 @@ type Config struct {
 	MQTTAddr   string `yaml:"mqtt_addr"`   // reserved for the MQTT broker
 	WebRTCAddr string `yaml:"webrtc_addr"` // reserved for WHIP/WHEP
 	LogLevel   string `yaml:"log_level"`
+	// MemoryLimit is the Go runtime's soft memory limit (0: none). The
+	// process applies it at start; on small boards it keeps RSS near it.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	Region  string `yaml:"region"`
 	Account string `yaml:"account"`
@@ -44,6 +47,9 @@ type KinesisConfig struct {
 	ShardRecordsPerSecond int      `yaml:"shard_records_per_second"`
 	ShardBytesPerSecond   ByteSize `yaml:"shard_bytes_per_second"`
 	MaxRequestBytes       ByteSize `yaml:"max_request_bytes"`
+	// MaxInflightBytes bounds the request bodies handled at once; further
+	// requests wait. It bounds the gateway's memory under load.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
 }
 
 // DefaultConfig is the embedded default: everything local, data in ./data.
@@ -63,7 +69,7 @@ func DefaultConfig() Config {
 			SegmentBytes:  64 << 20,
 			SegmentMaxAge: time.Hour,
 		},
-		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20},
+		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20, MaxInflightBytes: 64 << 20},
 	}
 }
 

@@ -73,7 +73,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		kopts.ShardWriteLimit = lim
 	}
-	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), kinesis.New(store, kopts).Service())
+	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/sync/semaphore"
 )
 
 // Content types of the JSON 1.1 services.
@@ -99,13 +100,15 @@ type Service struct {
 type Mux struct {
 	services map[string]*Service
 	maxBody  int64
+	inflight *semaphore.Weighted // request body bytes being handled
 	log      *slog.Logger
 }
 
-// NewMux makes a router for the given services; bodies over maxBody bytes
-// are refused.
-func NewMux(log *slog.Logger, maxBody int64, services ...*Service) *Mux {
-	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, log: log}
+// NewMux makes a router for the given services. Bodies over maxBody bytes are
+// refused; at most maxInflight bytes of request bodies are handled at once
+// (later requests wait), so memory stays bounded however many clients push.
+func NewMux(log *slog.Logger, maxBody, maxInflight int64, services ...*Service) *Mux {
+	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, inflight: semaphore.NewWeighted(max(maxInflight, maxBody)), log: log}
 	for _, s := range services {
 		m.services[s.Prefix] = s
 	}
@@ -143,6 +146,14 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Op = op
+	weight := m.maxBody
+	if r.ContentLength >= 0 && r.ContentLength < m.maxBody {
+		weight = max(r.ContentLength, 1)
+	}
+	if err := m.inflight.Acquire(r.Context(), weight); err != nil {
+		return // the client went away while waiting
+	}
+	defer m.inflight.Release(weight)
 	body, err := readBody(w, r, m.maxBody)
 	defer releaseBody(body)
 	if err != nil {

@@ -32,9 +32,17 @@ func validSeqPattern(s string) bool {
 	return true
 }
 
-// validateRecord checks one record's fields; field names carry the prefix AWS
-// uses in PutRecords ("records.1.member.data").
-func validateRecord(v *awsapi.Validator, prefix string, data []byte, key, explicit string, maxData int) {
+// validateRecord checks one record's fields. In PutRecords (n > 0) field
+// names carry the prefix AWS uses ("records.1.member.data"), built only when
+// something fails: this runs for every ingested record.
+func validateRecord(v *awsapi.Validator, n int, data []byte, key, explicit string, maxData int) {
+	if data != nil && key != "" && len(key) <= maxPartitionKeyChars && len(data) <= maxData && (explicit == "" || validSeqPattern(explicit)) {
+		return // the common case; a key of at most 256 bytes has at most 256 characters
+	}
+	prefix := ""
+	if n > 0 {
+		prefix = fmt.Sprintf("records.%d.member.", n)
+	}
 	v.Required(prefix+"data", data != nil)
 	v.Required(prefix+"partitionKey", key != "")
 	if key != "" {
@@ -77,7 +85,7 @@ func (a *API) putRecord(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	var v awsapi.Validator
-	validateRecord(&v, "", in.Data, in.PartitionKey, in.ExplicitHashKey, info.MaxRecordKiB<<10)
+	validateRecord(&v, 0, in.Data, in.PartitionKey, in.ExplicitHashKey, info.MaxRecordKiB<<10)
 	if in.SequenceNumberForOrdering != "" && !validSeqPattern(in.SequenceNumberForOrdering) {
 		v.Fail("sequenceNumberForOrdering", in.SequenceNumberForOrdering, "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
 	}
@@ -136,7 +144,7 @@ func (a *API) putRecords(r *awsapi.Request) (any, error) {
 	total := 0
 	entries := make([]streamstore.Entry, len(in.Records))
 	for i, rec := range in.Records {
-		validateRecord(&v, fmt.Sprintf("records.%d.member.", i+1), rec.Data, rec.PartitionKey, rec.ExplicitHashKey, maxData)
+		validateRecord(&v, i+1, rec.Data, rec.PartitionKey, rec.ExplicitHashKey, maxData)
 		total += len(rec.Data) + len(rec.PartitionKey)
 		entries[i] = streamstore.Entry{PartitionKey: rec.PartitionKey, Data: rec.Data}
 	}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# make bench: start the real server and measure it with `streamgate bench`.
+# Prints throughput, latency percentiles and CPU next to the machine it ran on.
+#   BENCH_DURATION=10s      length of each timed scenario
+#   BENCH_RESTART_GB=10     log size for the restart-time measurement (0: skip)
+#   BENCH_KINESALITE=1      also run kinesalite (npm) in the same run, as the anchor
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=./bin/streamgate
+DUR=${BENCH_DURATION:-10s}
+RESTART_GB=${BENCH_RESTART_GB:-10}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/streamgate-bench.XXXXXX")
+PORT=$((20000 + RANDOM % 20000))
+EP=http://127.0.0.1:$PORT
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${KPID:-}" ] && kill "$KPID" 2>/dev/null; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+start() {
+  "$BIN" serve --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" 2>>"$DIR/server.log" &
+  PID=$!
+  for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && return 0; sleep 0.01; done
+  echo "server did not start" >&2; cat "$DIR/server.log" >&2; exit 1
+}
+rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
+
+echo "== machine"
+echo "cpu: $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); kernel $(uname -r); $(go version | cut -d' ' -f3)"
+echo "disk sequential write (dd oflag=direct, 512 MiB):"
+mkdir -p "$DIR/data"
+DD=$(dd if=/dev/zero of="$DIR/ddtest" bs=1M count=512 oflag=direct 2>&1 | tail -1); rm -f "$DIR/ddtest"
+echo "  $DD"
+DISK_MBS=$(echo "$DD" | awk '{v=$(NF-1); u=$NF; if (u ~ /^GB/) v*=1000; if (u ~ /^kB/) v/=1000; print v}')
+
+start
+sleep 1
+echo "== idle RSS after start: $(rss $PID)"
+
+echo "== PutRecords, 100 B records, batches of 500, 4 shards (fsync always)"
+"$BIN" bench kinesis --endpoint "$EP" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$PID"
+
+echo "== PutRecords, 10 KiB records, batches of 400, 4 shards (fsync always)"
+OUT=$("$BIN" bench kinesis --endpoint "$EP" --stream put10k --shards 4 --record-size 10240 --batch 400 --concurrency 8 --duration "$DUR" --server-pid "$PID")
+echo "$OUT"
+MBS=$(echo "$OUT" | grep -oE '[0-9.]+ MB/s' | head -1 | cut -d' ' -f1)
+awk -v a="$MBS" -v d="$DISK_MBS" 'BEGIN { if (d > 0) printf "  = %.0f%% of the disk'"'"'s sequential write bandwidth (%.0f MB/s)\n", 100*a/d, d }'
+
+echo "== GetRecords drain, 4 shards"
+"$BIN" bench kinesis --endpoint "$EP" --stream drain --shards 4 --mode get --records 400000 --server-pid "$PID"
+
+echo "== put -> SubscribeToShard at 1000 records/s"
+"$BIN" bench kinesis --endpoint "$EP" --stream fanout --shards 4 --mode subscribe --rate 1000 --duration "$DUR" --server-pid "$PID"
+
+if [ "$RESTART_GB" != 0 ]; then
+  echo "== restart with ${RESTART_GB} GiB of log"
+  # RSS is sampled after each 5 s of filling: it must not grow with the log.
+  SAMPLES=""
+  while [ "$(du -sm "$DIR/data" | cut -f1)" -lt $((RESTART_GB * 1024)) ]; do
+    "$BIN" bench kinesis --endpoint "$EP" --stream fill --shards 4 --record-size 10240 --batch 400 --concurrency 8 --duration 5s >/dev/null
+    SAMPLES="$SAMPLES $(du -sh "$DIR/data" | cut -f1):$(awk '/VmRSS/ {printf "%dMB", $2/1024}' /proc/$PID/status)"
+  done
+  echo "  server RSS while the log grew (log size:RSS):$SAMPLES"
+  kill -TERM "$PID"; wait "$PID" || true
+  T0=$(date +%s%N)
+  start
+  T1=$(date +%s%N)
+  echo "  restart to healthy: $(( (T1 - T0) / 1000000 )) ms; RSS after restart $(rss $PID)"
+fi
+
+if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
+  echo "== anchor: kinesalite (npm) in the same run"
+  KDIR=bin/.kinesalite
+  [ -x "$KDIR/node_modules/.bin/kinesalite" ] || npm install --prefix "$KDIR" --no-audit --no-fund --silent kinesalite@3.3.3 >/dev/null 2>&1 || true
+  if [ -x "$KDIR/node_modules/.bin/kinesalite" ]; then
+    KPORT=$((PORT + 1))
+    node "$KDIR/node_modules/.bin/kinesalite" --port "$KPORT" >/dev/null 2>&1 &
+    KPID=$!
+    sleep 2
+    "$BIN" bench kinesis --endpoint "http://localhost:$KPORT" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$KPID" || true
+    kill "$KPID"; KPID=""
+  else
+    echo "  kinesalite could not be installed; skipped"
+  fi
+fi
