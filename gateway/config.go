@@ -23,6 +23,9 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit (0: none). The
 	// process applies it at start; on small boards it keeps RSS near it.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// DebugPprof serves Go's profiler under /debug/pprof/ on the HTTP port.
+	// Off by default: profiles reveal internals and cost CPU.
+	DebugPprof bool `yaml:"debug_pprof"`
 
 	Region  string `yaml:"region"`
 	Account string `yaml:"account"`
@@ -38,6 +41,9 @@ type StorageConfig struct {
 	SegmentBytes  ByteSize      `yaml:"segment_bytes"`
 	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
 	DiskBudget    ByteSize      `yaml:"disk_budget"`
+	// StreamDiskBudgets caps single streams (by name), e.g. a camera that
+	// must not crowd out telemetry. Applied at start and when created.
+	StreamDiskBudgets map[string]ByteSize `yaml:"stream_disk_budgets"`
 }
 
 // KinesisConfig tunes the Kinesis API.
@@ -68,6 +74,8 @@ func DefaultConfig() Config {
 			SyncInterval:  time.Second,
 			SegmentBytes:  64 << 20,
 			SegmentMaxAge: time.Hour,
+
+			StreamDiskBudgets: map[string]ByteSize{},
 		},
 		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20, MaxInflightBytes: 64 << 20},
 	}
@@ -115,6 +123,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.SegmentBytes < 0 || c.Storage.DiskBudget < 0 {
 		errs = append(errs, "storage sizes must not be negative")
+	}
+	for name, b := range c.Storage.StreamDiskBudgets {
+		if b <= 0 {
+			errs = append(errs, fmt.Sprintf("storage.stream_disk_budgets.%s must be positive", name))
+		}
 	}
 	if c.Kinesis.MaxRequestBytes < 1<<20 {
 		errs = append(errs, "kinesis.max_request_bytes must be at least 1MiB")

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/streamgate/streamgate/gateway"
@@ -14,7 +15,7 @@ func TestExampleConfigIsTheDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != gateway.DefaultConfig() {
+	if !reflect.DeepEqual(cfg, gateway.DefaultConfig()) {
 		t.Fatalf("config.example.yaml differs from the defaults:\n%+v\n%+v", cfg, gateway.DefaultConfig())
 	}
 }

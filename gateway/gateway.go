@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -61,8 +62,20 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.store = store
 	sm.watchUsage(store)
+	budget := func(name string) int64 { return int64(cfg.Storage.StreamDiskBudgets[name]) }
+	for name := range cfg.Storage.StreamDiskBudgets {
+		_, err := store.UpdateStream(name, func(info *streamstore.StreamInfo) error {
+			info.DiskBudget = budget(name)
+			return nil
+		})
+		if err != nil && !errors.Is(err, streamstore.ErrNotFound) {
+			store.Close()
+			return nil, err
+		}
+	}
 
-	kopts := kinesis.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "kinesis"), Metrics: kinesis.NewMetrics(g.reg)}
+	kopts := kinesis.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "kinesis"),
+		Metrics: kinesis.NewMetrics(g.reg), StreamDiskBudget: budget}
 	if cfg.Kinesis.ShardRecordsPerSecond > 0 || cfg.Kinesis.ShardBytesPerSecond > 0 {
 		lim := &kinesis.WriteLimit{RecordsPerSecond: cfg.Kinesis.ShardRecordsPerSecond, BytesPerSecond: int(cfg.Kinesis.ShardBytesPerSecond)}
 		if lim.RecordsPerSecond == 0 {
@@ -78,6 +91,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	if cfg.DebugPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", g.authenticate(api))
 
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())

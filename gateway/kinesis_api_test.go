@@ -403,12 +403,17 @@ func TestConsumersAndSubscribeToShard(t *testing.T) {
 			_, err = k.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("fanout")})
 			apiError(t, err, "ResourceInUseException")
 
-			sub, err := k.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
+			// Each SubscribeToShard gets its own client: aws-sdk-go-v2 shares one
+			// event-stream decoder across a client's streams (aws/smithy-go#714).
+			subClient := func() *kinesis.Client {
+				return s.client(func(o *kinesis.Options) { o.HTTPClient = k.Options().HTTPClient })
+			}
+			sub, err := subClient().SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
 				StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = k.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
+			_, err = subClient().SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
 				StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest}})
 			apiError(t, err, "ResourceInUseException")
 
@@ -443,7 +448,7 @@ func TestConsumersAndSubscribeToShard(t *testing.T) {
 			// Resume after the continuation sequence number: only newer records.
 			k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("fanout"), PartitionKey: aws.String("p"), Data: []byte("after-resume")})
 			time.Sleep(5100 * time.Millisecond) // a new subscription takes over after 5 s, as on AWS
-			sub2, err := k.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
+			sub2, err := subClient().SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
 				StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(cont)}})
 			if err != nil {
 				t.Fatal(err)
@@ -477,4 +482,47 @@ func (p *protoRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 		p.seen.Store(resp.Proto, true)
 	}
 	return resp, err
+}
+
+// A stream with a disk budget from the config never grows past it: oldest
+// segments go first, and the newest records stay readable.
+func TestStreamDiskBudgetFromConfig(t *testing.T) {
+	s := startServer(t, func(c *gateway.Config) {
+		c.Storage.SegmentBytes = 64 << 10
+		c.Storage.StreamDiskBudgets = map[string]gateway.ByteSize{"cam": 512 << 10}
+	})
+	k := s.client()
+	createStream(t, k, "cam", 1)
+	data := bytes.Repeat([]byte("v"), 8<<10)
+	var last *kinesis.PutRecordOutput
+	for i := range 300 {
+		out, err := k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("cam"), PartitionKey: aws.String("k"), Data: append(data, fmt.Sprint(i)...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = out
+	}
+	per, _ := s.gw.Store().Usage()
+	if per["cam"] > 512<<10+64<<10 {
+		t.Fatalf("stream uses %d bytes; budget 512 KiB", per["cam"])
+	}
+	it, _ := k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("cam"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	n := 0
+	for iter := it.ShardIterator; ; {
+		res, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Records) == 0 {
+			break
+		}
+		n += len(res.Records)
+		if aws.ToString(res.Records[len(res.Records)-1].SequenceNumber) == aws.ToString(last.SequenceNumber) {
+			break
+		}
+		iter = res.NextShardIterator
+	}
+	if n == 0 || n >= 300 {
+		t.Fatalf("kept %d of 300 records; want only the newest", n)
+	}
 }

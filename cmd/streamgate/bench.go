@@ -352,7 +352,9 @@ func (b *bench) subscribe() error {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, sh := range shards.Shards {
-		sub, err := b.k.SubscribeToShard(bg, &kinesis.SubscribeToShardInput{ConsumerARN: reg.Consumer.ConsumerARN, ShardId: sh.ShardId,
+		// One client per subscription: aws-sdk-go-v2 shares one event-stream
+		// decoder across a client's streams (aws/smithy-go#714, a data race).
+		sub, err := b.c.kinesis().SubscribeToShard(bg, &kinesis.SubscribeToShardInput{ConsumerARN: reg.Consumer.ConsumerARN, ShardId: sh.ShardId,
 			StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest}})
 		if err != nil {
 			return err

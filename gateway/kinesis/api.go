@@ -21,9 +21,12 @@ type Options struct {
 	// ShardWriteLimit, when set, throttles each shard like AWS provisioned
 	// shards (1000 records/s, 1 MiB/s) with ProvisionedThroughputExceededException.
 	ShardWriteLimit *WriteLimit
-	Logger          *slog.Logger
-	Metrics         *Metrics
-	Now             func() time.Time
+	// StreamDiskBudget gives the disk budget of a stream created by name
+	// (0: none); the API itself has no such field.
+	StreamDiskBudget func(name string) int64
+	Logger           *slog.Logger
+	Metrics          *Metrics
+	Now              func() time.Time
 }
 
 // WriteLimit is a per-shard write rate.

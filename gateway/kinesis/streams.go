@@ -72,8 +72,12 @@ func (a *API) createStream(r *awsapi.Request) (any, error) {
 	if onDemand && onDemandCount >= onDemandLimit {
 		return nil, awsapi.Errorf(awsapi.CodeLimitExceeded, "Account %s already has %d on-demand streams, the limit.", a.opts.Account, onDemandCount)
 	}
+	var budget int64
+	if a.opts.StreamDiskBudget != nil {
+		budget = a.opts.StreamDiskBudget(in.StreamName)
+	}
 	_, err := a.store.CreateStream(streamstore.StreamConfig{
-		Name: in.StreamName, Shards: shards, OnDemand: onDemand, MaxRecordKiB: recordKiB, Tags: in.Tags,
+		Name: in.StreamName, Shards: shards, OnDemand: onDemand, MaxRecordKiB: recordKiB, Tags: in.Tags, DiskBudget: budget,
 	})
 	if err != nil {
 		return nil, a.storeError(in.StreamName, err)

@@ -21,6 +21,16 @@ const (
 	heartbeat        = 5 * time.Second
 	eventMaxRecords  = 10000
 	eventMaxBytes    = 2 << 20 // a consumer's per-shard read rate per second
+
+	// answerPause delays the response headers of SubscribeToShard. smithy-go
+	// (aws-sdk-go-v2) closes the request body as soon as the response headers
+	// arrive, while Go's transport may still be checking that body for extra
+	// bytes; the check then fails with EOF and the transport closes the
+	// connection under the live event stream. Over a network the round trip
+	// hides this; on loopback (a consumer on the same edge box) an immediate
+	// answer lost about one stream in ten. A subscription lives 5 minutes, so
+	// 10 ms per subscription costs nothing.
+	answerPause = 10 * time.Millisecond
 )
 
 // subscription is a live SubscribeToShard.
@@ -75,6 +85,7 @@ func (a *API) subscribeToShard(r *awsapi.Request) (any, error) {
 	defer a.releaseSubscription(key, sub)
 
 	s := &eventSender{w: r.W, enc: eventstream.NewEncoder(), cbor: r.CBOR}
+	time.Sleep(answerPause)
 	r.W.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
 	r.W.WriteHeader(http.StatusOK)
 	if err := s.send("initial-response", struct{}{}); err != nil {
