@@ -204,6 +204,46 @@ func (a *API) entryError(name string, r streamstore.Appended) putRecordsResultEn
 
 var iteratorTypes = "[AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
 
+// position maps a ShardIteratorType (GetShardIterator, SubscribeToShard's
+// StartingPosition) and its arguments to a store position.
+func position(typ, seq string, ts *awsapi.Timestamp) (streamstore.Position, error) {
+	var pos streamstore.Position
+	switch typ {
+	case "TRIM_HORIZON":
+		pos.Type = streamstore.TrimHorizon
+	case "LATEST":
+		pos.Type = streamstore.Latest
+	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+		pos.Type = streamstore.AtSequence
+		if typ == "AFTER_SEQUENCE_NUMBER" {
+			pos.Type = streamstore.AfterSequence
+		}
+		if seq == "" {
+			return pos, awsapi.Errorf(awsapi.CodeInvalidArgument, "The StartingSequenceNumber parameter is required for the %s shard iterator type.", typ)
+		}
+		if !validSeqPattern(seq) {
+			var v awsapi.Validator
+			v.Fail("startingSequenceNumber", seq, "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
+			return pos, v.Err()
+		}
+		parsed, err := streamstore.ParseSeq(seq)
+		if err != nil {
+			return pos, awsapi.Errorf(awsapi.CodeInvalidArgument, "StartingSequenceNumber %s is not a sequence number of this gateway.", seq)
+		}
+		pos.Seq = parsed
+	case "AT_TIMESTAMP":
+		if ts == nil {
+			return pos, awsapi.Errorf(awsapi.CodeInvalidArgument, "The timestampInMillis parameter cannot be null for ShardIteratorType: AT_TIMESTAMP")
+		}
+		pos.Type, pos.Time = streamstore.AtTimestamp, ts.Time
+	default:
+		var v awsapi.Validator
+		v.Fail("shardIteratorType", typ, "Member must satisfy enum value set: "+iteratorTypes)
+		return pos, v.Err()
+	}
+	return pos, nil
+}
+
 func (a *API) getShardIterator(r *awsapi.Request) (any, error) {
 	var in getShardIteratorInput
 	if err := r.Decode(&in); err != nil {
@@ -215,26 +255,6 @@ func (a *API) getShardIterator(r *awsapi.Request) (any, error) {
 	if in.ShardId != "" {
 		v.Length("shardId", in.ShardId, 1, 128)
 	}
-	var pos streamstore.Position
-	switch in.ShardIteratorType {
-	case "":
-	case "TRIM_HORIZON":
-		pos.Type = streamstore.TrimHorizon
-	case "LATEST":
-		pos.Type = streamstore.Latest
-	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
-		pos.Type = streamstore.AtSequence
-		if in.ShardIteratorType == "AFTER_SEQUENCE_NUMBER" {
-			pos.Type = streamstore.AfterSequence
-		}
-		if in.StartingSequenceNumber != "" && !validSeqPattern(in.StartingSequenceNumber) {
-			v.Fail("startingSequenceNumber", in.StartingSequenceNumber, "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})")
-		}
-	case "AT_TIMESTAMP":
-		pos.Type = streamstore.AtTimestamp
-	default:
-		v.Fail("shardIteratorType", in.ShardIteratorType, "Member must satisfy enum value set: "+iteratorTypes)
-	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -242,19 +262,9 @@ func (a *API) getShardIterator(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch pos.Type {
-	case streamstore.AtSequence, streamstore.AfterSequence:
-		if in.StartingSequenceNumber == "" {
-			return nil, awsapi.Errorf(awsapi.CodeInvalidArgument, "The StartingSequenceNumber parameter is required for the %s shard iterator type.", in.ShardIteratorType)
-		}
-		if pos.Seq, err = streamstore.ParseSeq(in.StartingSequenceNumber); err != nil {
-			return nil, awsapi.Errorf(awsapi.CodeInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid.", in.StartingSequenceNumber, in.ShardId, name, a.opts.Account)
-		}
-	case streamstore.AtTimestamp:
-		if in.Timestamp == nil {
-			return nil, awsapi.Errorf(awsapi.CodeInvalidArgument, "The timestampInMillis parameter cannot be null for ShardIteratorType: AT_TIMESTAMP")
-		}
-		pos.Time = in.Timestamp.Time
+	pos, err := position(in.ShardIteratorType, in.StartingSequenceNumber, in.Timestamp)
+	if err != nil {
+		return nil, err
 	}
 	info, err := a.stream(name)
 	if err != nil {

@@ -234,14 +234,12 @@ type updateMaxRecordSizeInput struct {
 	MaxRecordSizeInKiB *int
 }
 
-type addTagsInput struct {
+// tagsInput serves the four tagging operations (by stream or by ARN).
+type tagsInput struct {
 	streamRef
-	Tags map[string]string
-}
-
-type removeTagsInput struct {
-	streamRef
-	TagKeys []string
+	ResourceARN string
+	Tags        map[string]string
+	TagKeys     []string
 }
 
 type listTagsInput struct {
@@ -258,12 +256,6 @@ type tag struct {
 type listTagsOutput struct {
 	Tags        []tag
 	HasMoreTags bool
-}
-
-type tagResourceInput struct {
-	ResourceARN string
-	Tags        map[string]string
-	TagKeys     []string
 }
 
 type describeLimitsOutput struct {

@@ -329,28 +329,34 @@ func (a *API) describeLimits(r *awsapi.Request) (any, error) {
 	return describeLimitsOutput{ShardLimit: shardLimit, OpenShardCount: open, OnDemandStreamCount: onDemand, OnDemandStreamCountLimit: onDemandLimit}, nil
 }
 
-// Tags.
+// Tags. AddTagsToStream/RemoveTagsFromStream name the stream; TagResource/
+// UntagResource name it by ARN. All four change the same tag map.
 
-func (a *API) addTags(r *awsapi.Request) (any, error) {
-	var in addTagsInput
+func (a *API) addTags(r *awsapi.Request) (any, error)       { return a.changeTags(r, true) }
+func (a *API) removeTags(r *awsapi.Request) (any, error)    { return a.changeTags(r, false) }
+func (a *API) tagResource(r *awsapi.Request) (any, error)   { return a.changeTags(r, true) }
+func (a *API) untagResource(r *awsapi.Request) (any, error) { return a.changeTags(r, false) }
+
+func (a *API) changeTags(r *awsapi.Request, add bool) (any, error) {
+	var in tagsInput
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	var name string
+	var err error
+	if in.ResourceARN != "" {
+		name, err = a.resourceStream(in.ResourceARN)
+	} else {
+		name, err = a.resolve(in.streamRef)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, a.setTags(name, in.Tags, nil)
-}
-
-func (a *API) removeTags(r *awsapi.Request) (any, error) {
-	var in removeTagsInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
+	if add {
+		return struct{}{}, a.setTags(name, in.Tags, nil)
 	}
-	name, err := a.resolve(in.streamRef)
-	if err != nil {
-		return nil, err
+	if in.TagKeys == nil {
+		in.TagKeys = []string{}
 	}
 	return struct{}{}, a.setTags(name, nil, in.TagKeys)
 }
@@ -441,32 +447,8 @@ func (a *API) resourceStream(arn string) (string, error) {
 	return name, nil
 }
 
-func (a *API) tagResource(r *awsapi.Request) (any, error) {
-	var in tagResourceInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	name, err := a.resourceStream(in.ResourceARN)
-	if err != nil {
-		return nil, err
-	}
-	return struct{}{}, a.setTags(name, in.Tags, nil)
-}
-
-func (a *API) untagResource(r *awsapi.Request) (any, error) {
-	var in tagResourceInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	name, err := a.resourceStream(in.ResourceARN)
-	if err != nil {
-		return nil, err
-	}
-	return struct{}{}, a.setTags(name, nil, in.TagKeys)
-}
-
 func (a *API) listTagsForResource(r *awsapi.Request) (any, error) {
-	var in tagResourceInput
+	var in tagsInput
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}

@@ -64,7 +64,8 @@ func (a *API) subscribeToShard(r *awsapi.Request) (any, error) {
 	if !ok {
 		return nil, awsapi.Errorf(awsapi.CodeResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardId, stream, a.opts.Account)
 	}
-	pos, err := startingPos(in.StartingPosition)
+	sp := in.StartingPosition
+	pos, err := position(sp.Type, sp.SequenceNumber, sp.Timestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -93,36 +94,6 @@ func (a *API) subscribeToShard(r *awsapi.Request) (any, error) {
 	}
 	a.pump(ctx, s, stream, sh, index)
 	return awsapi.Streamed, nil
-}
-
-func startingPos(p *startingPosition) (streamstore.Position, error) {
-	var pos streamstore.Position
-	switch p.Type {
-	case "TRIM_HORIZON":
-		pos.Type = streamstore.TrimHorizon
-	case "LATEST":
-		pos.Type = streamstore.Latest
-	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
-		pos.Type = streamstore.AtSequence
-		if p.Type == "AFTER_SEQUENCE_NUMBER" {
-			pos.Type = streamstore.AfterSequence
-		}
-		seq, err := streamstore.ParseSeq(p.SequenceNumber)
-		if err != nil {
-			return pos, awsapi.Errorf(awsapi.CodeInvalidArgument, "Invalid StartingPosition.SequenceNumber %q.", p.SequenceNumber)
-		}
-		pos.Seq = seq
-	case "AT_TIMESTAMP":
-		if p.Timestamp == nil {
-			return pos, awsapi.Errorf(awsapi.CodeInvalidArgument, "StartingPosition.Timestamp is required for AT_TIMESTAMP.")
-		}
-		pos.Type, pos.Time = streamstore.AtTimestamp, p.Timestamp.Time
-	default:
-		var v awsapi.Validator
-		v.Fail("startingPosition.type", p.Type, "Member must satisfy enum value set: "+iteratorTypes)
-		return pos, v.Err()
-	}
-	return pos, nil
 }
 
 // claimSubscription allows one subscription per consumer and shard: a second
