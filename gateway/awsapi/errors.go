@@ -76,6 +76,16 @@ func (v *Validator) Range(field string, n, lo, hi int64) {
 	}
 }
 
+// Optional returns *p, or def when p is nil, checking it against [lo, hi]:
+// the shape of every Limit and MaxResults parameter.
+func (v *Validator) Optional(field string, p *int, def, lo, hi int) int {
+	if p == nil {
+		return def
+	}
+	v.Range(field, int64(*p), int64(lo), int64(hi))
+	return *p
+}
+
 // Err returns the collected violations as a ValidationException, or nil.
 func (v *Validator) Err() error {
 	switch len(v.msgs) {

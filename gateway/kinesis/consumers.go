@@ -168,11 +168,7 @@ func (a *API) listConsumers(r *awsapi.Request) (any, error) {
 	}
 	var v awsapi.Validator
 	v.Required("streamARN", in.StreamARN != "")
-	limit := 100
-	if in.MaxResults != nil {
-		v.Range("maxResults", int64(*in.MaxResults), 1, 10000)
-		limit = *in.MaxResults
-	}
+	limit := v.Optional("maxResults", in.MaxResults, 100, 1, 10000)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

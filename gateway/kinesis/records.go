@@ -294,11 +294,7 @@ func (a *API) getRecords(r *awsapi.Request) (any, error) {
 	if in.ShardIterator != "" {
 		v.Length("shardIterator", in.ShardIterator, 1, 512)
 	}
-	limit := maxGetRecords
-	if in.Limit != nil {
-		v.Range("limit", int64(*in.Limit), 1, maxGetRecords)
-		limit = *in.Limit
-	}
+	limit := v.Optional("limit", in.Limit, maxGetRecords, 1, maxGetRecords)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

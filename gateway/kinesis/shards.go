@@ -24,14 +24,10 @@ func (a *API) listShards(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit := 1000
-	if in.MaxResults != nil {
-		var v awsapi.Validator
-		v.Range("maxResults", int64(*in.MaxResults), 1, 10000)
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		limit = *in.MaxResults
+	var v awsapi.Validator
+	limit := v.Optional("maxResults", in.MaxResults, 1000, 1, 10000)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	var name, after string
 	filter := in.ShardFilter

@@ -125,14 +125,10 @@ func (a *API) describeStream(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.Limit != nil {
-		var v awsapi.Validator
-		v.Range("limit", int64(*in.Limit), 1, 10000)
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		limit = *in.Limit
+	var v awsapi.Validator
+	limit := v.Optional("limit", in.Limit, 100, 1, 10000)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	name, err := a.resolve(in.streamRef)
 	if err != nil {
@@ -202,14 +198,10 @@ func (a *API) listStreams(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.Limit != nil {
-		var v awsapi.Validator
-		v.Range("limit", int64(*in.Limit), 1, 10000)
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		limit = *in.Limit
+	var v awsapi.Validator
+	limit := v.Optional("limit", in.Limit, 100, 1, 10000)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	after := in.ExclusiveStartStreamName
 	if in.NextToken != "" {
@@ -404,14 +396,10 @@ func (a *API) listTags(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit := maxTagsPerStream
-	if in.Limit != nil {
-		var v awsapi.Validator
-		v.Range("limit", int64(*in.Limit), 1, maxTagsPerCall)
-		if err := v.Err(); err != nil {
-			return nil, err
-		}
-		limit = *in.Limit
+	var v awsapi.Validator
+	limit := v.Optional("limit", in.Limit, maxTagsPerStream, 1, maxTagsPerCall)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	name, err := a.resolve(in.streamRef)
 	if err != nil {
