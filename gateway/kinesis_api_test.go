@@ -319,6 +319,13 @@ func TestRetentionTagsModeRecordSizeAndLimits(t *testing.T) {
 	if len(rt.Tags) != 2 {
 		t.Fatalf("ListTagsForResource: %+v", rt.Tags)
 	}
+	if _, err := k.UntagResource(ctx, &kinesis.UntagResourceInput{ResourceARN: aws.String(arn), TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ = k.ListTagsForResource(ctx, &kinesis.ListTagsForResourceInput{ResourceARN: aws.String(arn)})
+	if len(rt.Tags) != 1 || aws.ToString(rt.Tags[0].Key) != "site" {
+		t.Fatalf("after UntagResource: %+v", rt.Tags)
+	}
 
 	if _, err := k.UpdateStreamMode(ctx, &kinesis.UpdateStreamModeInput{StreamARN: aws.String(arn), StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
 		t.Fatal(err)

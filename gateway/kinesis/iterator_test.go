@@ -68,3 +68,31 @@ func TestShardIteratorsExpireAfterFiveMinutesAndRejectTampering(t *testing.T) {
 		t.Fatalf("iterator of a deleted stream: %v, want ResourceNotFoundException", err)
 	}
 }
+
+func TestListShardsNextTokenExpires(t *testing.T) {
+	store, err := streamstore.Open(streamstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	clk := &fakeClock{t: time.Now()}
+	a := New(store, Options{Now: clk.now})
+	call(a.createStream, `{"StreamName":"s","ShardCount":3}`)
+	out, err := call(a.listShards, `{"StreamName":"s","MaxResults":1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := out.(listShardsOutput).NextToken
+	if tok == "" {
+		t.Fatal("no NextToken with more shards left")
+	}
+	if _, err := call(a.listShards, `{"NextToken":"`+tok+`"}`); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+	clk.add(nextTokenTTL + time.Second)
+	_, err = call(a.listShards, `{"NextToken":"`+tok+`"}`)
+	var ae *awsapi.Error
+	if !errors.As(err, &ae) || ae.Code != "ExpiredNextTokenException" {
+		t.Fatalf("after %s: %v, want ExpiredNextTokenException", nextTokenTTL, err)
+	}
+}
