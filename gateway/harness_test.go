@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
 var ctx = context.Background()
@@ -73,6 +74,7 @@ func (s *server) client(opts ...func(*kinesis.Options)) *kinesis.Client {
 		BaseEndpoint: aws.String(s.endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   awsapi.SDKHTTPClient(nil),
 	}, opts...)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
 func createStream(t *testing.T, k *kinesis.Client, name string, shards int32) string {
@@ -387,7 +388,7 @@ func TestConsumersAndSubscribeToShard(t *testing.T) {
 				p := new(http.Protocols)
 				p.SetUnencryptedHTTP2(true)
 				rt := &protoRecorder{next: &http.Transport{Protocols: p}, seen: &seen}
-				k = s.client(func(o *kinesis.Options) { o.HTTPClient = &http.Client{Transport: rt} })
+				k = s.client(func(o *kinesis.Options) { o.HTTPClient = awsapi.SDKHTTPClient(rt) })
 			} else {
 				k = s.client()
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
 func defaultEndpoint() string {
@@ -41,6 +42,7 @@ func (c *clientFlags) kinesis() *kinesis.Client {
 		Region:       c.region,
 		BaseEndpoint: aws.String(c.endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(c.accessKey, c.secretKey, ""),
+		HTTPClient:   awsapi.SDKHTTPClient(nil),
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
 var serveBin string
@@ -94,7 +95,8 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 
 func (p *proc) client() *kinesis.Client {
 	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + p.addr),
-		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Retryer: aws.NopRetryer{}})
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Retryer: aws.NopRetryer{},
+		HTTPClient: awsapi.SDKHTTPClient(nil)})
 }
 
 func readStream(t *testing.T, k *kinesis.Client, stream string) map[string]string {

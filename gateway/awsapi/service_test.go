@@ -72,3 +72,26 @@ func TestValidatorMessages(t *testing.T) {
 		t.Fatalf("%s: %s", err.Code, err.Message)
 	}
 }
+
+// SDKHTTPClient sends the same body, rewindable, as a bytes.Reader.
+func TestSDKHTTPClientBuffersBodies(t *testing.T) {
+	var got []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		if r.ContentLength != int64(len(got)) {
+			t.Errorf("Content-Length %d for %d bytes", r.ContentLength, len(got))
+		}
+	}))
+	defer srv.Close()
+	body := bytes.Repeat([]byte("x"), 10000)
+	req, _ := http.NewRequest("POST", srv.URL, io.NopCloser(io.MultiReader(bytes.NewReader(body))))
+	req.ContentLength = int64(len(body))
+	resp, err := SDKHTTPClient(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatalf("server got %d bytes, want %d", len(got), len(body))
+	}
+}
