@@ -77,7 +77,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	kopts := kinesis.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "kinesis"),
 		Metrics: kinesis.NewMetrics(g.reg), StreamDiskBudget: budget}
 	if cfg.Kinesis.ShardRecordsPerSecond > 0 || cfg.Kinesis.ShardBytesPerSecond > 0 {
-		lim := &kinesis.WriteLimit{RecordsPerSecond: cfg.Kinesis.ShardRecordsPerSecond, BytesPerSecond: int(cfg.Kinesis.ShardBytesPerSecond)}
+		lim := &kinesis.WriteLimit{RecordsPerSecond: int64(cfg.Kinesis.ShardRecordsPerSecond), BytesPerSecond: int64(cfg.Kinesis.ShardBytesPerSecond)}
 		if lim.RecordsPerSecond == 0 {
 			lim.RecordsPerSecond = 1 << 30
 		}

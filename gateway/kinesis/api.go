@@ -31,8 +31,8 @@ type Options struct {
 
 // WriteLimit is a per-shard write rate.
 type WriteLimit struct {
-	RecordsPerSecond int
-	BytesPerSecond   int
+	RecordsPerSecond int64
+	BytesPerSecond   int64
 }
 
 // API serves Kinesis Data Streams.
