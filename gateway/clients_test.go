@@ -10,11 +10,11 @@ import (
 )
 
 // clientEnv isolates the AWS CLI and boto3 from any user configuration.
-func clientEnv(t *testing.T) []string {
+func clientEnv(t *testing.T, s *server) []string {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
-	return append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_DEFAULT_REGION=us-east-1",
+	return append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.key.ID, "AWS_SECRET_ACCESS_KEY="+s.key.Secret, "AWS_DEFAULT_REGION=us-east-1",
 		"AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty, "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
 }
 
@@ -26,7 +26,7 @@ func TestAWSCLIScript(t *testing.T) {
 		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
 	}
 	s := startServer(t, nil)
-	env := clientEnv(t)
+	env := clientEnv(t, s)
 	ver, _ := exec.Command(awsBin, "--version").CombinedOutput()
 	var binary []string
 	if strings.HasPrefix(string(ver), "aws-cli/2") {
@@ -114,7 +114,7 @@ func TestBoto3Script(t *testing.T) {
 	}
 	s := startServer(t, nil)
 	cmd := exec.Command(python, "-c", boto3Script, s.endpoint)
-	cmd.Env = clientEnv(t)
+	cmd.Env = clientEnv(t, s)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "boto3 ok") {
 		t.Fatalf("boto3 script: %v\n%s", err, out)

@@ -27,6 +27,12 @@ type Config struct {
 	// Off by default: profiles reveal internals and cost CPU.
 	DebugPprof bool `yaml:"debug_pprof"`
 
+	// Auth is sigv4 (every API request signed by a key in
+	// <data_dir>/auth/keys.json) or none (local development: refused unless
+	// every listener binds loopback, or Insecure is set).
+	Auth     string `yaml:"auth"`
+	Insecure bool   `yaml:"insecure"`
+
 	Region  string `yaml:"region"`
 	Account string `yaml:"account"`
 
@@ -67,6 +73,7 @@ func DefaultConfig() Config {
 		MQTTAddr:   ":1883",
 		WebRTCAddr: ":8189",
 		LogLevel:   "info",
+		Auth:       "sigv4",
 		Region:     "us-east-1",
 		Account:    "000000000000",
 		Storage: StorageConfig{
@@ -115,6 +122,19 @@ func (c *Config) Validate() error {
 	case "always", "interval", "never":
 	default:
 		errs = append(errs, fmt.Sprintf("storage.fsync %q: want always, interval or never", c.Storage.Fsync))
+	}
+	switch c.Auth {
+	case "sigv4":
+	case "none":
+		if !c.Insecure {
+			for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr} {
+				if addr != "" && !isLoopback(addr) {
+					errs = append(errs, fmt.Sprintf("auth none with %s %q: anyone on the network could use the gateway; bind loopback (127.0.0.1:port) or also set insecure", name, addr))
+				}
+			}
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("auth %q: want sigv4 or none", c.Auth))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -170,4 +190,17 @@ func ParseByteSize(s string) (ByteSize, error) {
 		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
 	}
 	return ByteSize(n * mult), nil
+}
+
+// isLoopback reports whether a listen address binds only the loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

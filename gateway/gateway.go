@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/gateway/kinesis"
 	"github.com/streamgate/streamgate/streamstore"
@@ -33,6 +34,10 @@ type Gateway struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	served     chan error
+
+	keys       *auth.Store
+	createdKey *auth.Key
+	profile    string
 }
 
 // New opens the store and prepares the listeners; Start begins serving.
@@ -87,6 +92,18 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		kopts.ShardWriteLimit = lim
 	}
 	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service())
+	if cfg.Auth == "sigv4" {
+		keys, created, err := auth.OpenStore(cfg.DataDir, log.With("component", "auth"))
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		g.keys, g.createdKey = keys, created
+		a := &authenticator{verifier: &auth.Verifier{Keys: keys, Region: cfg.Region}, account: cfg.Account, failures: map[string]failure{}}
+		api.Auth = a.authenticate
+	} else {
+		log.Warn("authentication is off (auth: none): every caller may do anything")
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
@@ -96,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/", g.authenticate(api))
+	mux.Handle("/", api) // authentication happens inside the mux, once the body is read
 
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
 	protocols := new(http.Protocols)
@@ -114,6 +131,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// CreatedKey is the admin key made on this start (first start of a data
+// directory), to be shown once; nil otherwise. ProfilePath is the AWS config
+// file written for it.
+func (g *Gateway) CreatedKey() (*auth.Key, string) { return g.createdKey, g.profile }
+
 // Store is the gateway's shard log (for in-process users such as tests).
 func (g *Gateway) Store() *streamstore.Store { return g.store }
 
@@ -130,6 +152,15 @@ func (g *Gateway) Start() error {
 	g.ln = ln
 	g.served = make(chan error, 1)
 	go func() { g.served <- g.http.Serve(ln) }()
+	if g.keys != nil {
+		go g.keys.Watch(g.baseCtx.Done(), time.Second)
+	}
+	if g.createdKey != nil {
+		// Written once the port is bound, so the endpoint in it is the real one.
+		if g.profile, err = writeProfile(g.cfg.DataDir, ln.Addr().String(), g.cfg.Region, *g.createdKey); err != nil {
+			g.log.Warn("could not write the AWS profile file", "err", err)
+		}
+	}
 	g.ready.Store(true)
 	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "data_dir", g.cfg.DataDir, "fsync", g.cfg.Storage.Fsync)
 	return nil

@@ -3,8 +3,12 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/streamgate/streamgate/gateway/auth"
 	"io"
 	"log/slog"
 	"math/big"
@@ -27,6 +31,7 @@ type server struct {
 	gw       *gateway.Gateway
 	endpoint string
 	dataDir  string
+	key      auth.Key // the admin key made on first start (zero with auth none)
 }
 
 func startServer(t testing.TB, tweak func(*gateway.Config)) *server {
@@ -56,7 +61,13 @@ func startServer(t testing.TB, tweak func(*gateway.Config)) *server {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &server{gw: gw, endpoint: "http://" + gw.HTTPAddr(), dataDir: cfg.DataDir}
+	s := &server{gw: gw, endpoint: "http://" + gw.HTTPAddr(), dataDir: cfg.DataDir}
+	if k, _ := gw.CreatedKey(); k != nil {
+		s.key = *k
+	} else {
+		s.key = auth.Key{ID: "AKIDEXAMPLE", Secret: "secret"}
+	}
+	return s
 }
 
 type testWriter struct{ t testing.TB }
@@ -72,7 +83,7 @@ func (s *server) client(opts ...func(*kinesis.Options)) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(s.key.ID, s.key.Secret, ""),
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   awsapi.SDKHTTPClient(nil),
 	}, opts...)
@@ -101,7 +112,10 @@ func (s *server) rawCall(t testing.TB, target, contentType string, body []byte) 
 		req.Header.Set("X-Amz-Target", target)
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=00")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key.ID, SecretAccessKey: s.key.Secret}, req, hex.EncodeToString(sum[:]), "kinesis", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; [ -n "${KPID:-}" ] && kill
 trap cleanup EXIT
 
 start() {
-  "$BIN" serve --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" 2>>"$DIR/server.log" &
+  "$BIN" serve --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" "$@" >>"$DIR/server.out" 2>>"$DIR/server.log" &
   PID=$!
   for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && return 0; sleep 0.01; done
   echo "server did not start" >&2; cat "$DIR/server.log" >&2; exit 1
@@ -36,8 +36,10 @@ DISK_MBS=$(echo "$DD" | awk '{v=$(NF-1); u=$NF; if (u ~ /^GB/) v*=1000; if (u ~ 
 start
 sleep 1
 echo "== idle RSS after start: $(rss $PID)"
+# The gateway signs every request check with the admin key it made at first start.
+export AWS_CONFIG_FILE="$DIR/data/auth/aws-config" AWS_PROFILE=streamgate
 
-echo "== PutRecords, 100 B records, batches of 500, 4 shards (fsync always)"
+echo "== PutRecords, 100 B records, batches of 500, 4 shards (fsync always, SigV4 verified)"
 "$BIN" bench kinesis --endpoint "$EP" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$PID"
 
 echo "== PutRecords, 10 KiB records, batches of 400, 4 shards (fsync always)"
@@ -67,6 +69,11 @@ if [ "$RESTART_GB" != 0 ]; then
   T1=$(date +%s%N)
   echo "  restart to healthy: $(( (T1 - T0) / 1000000 )) ms; RSS after restart $(rss $PID)"
 fi
+
+echo "== the same PutRecords load with authentication off (auth: none), for the cost of SigV4"
+kill -TERM "$PID"; wait "$PID" || true
+start --auth none
+"$BIN" bench kinesis --endpoint "$EP" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$PID"
 
 if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
   echo "== anchor: kinesalite (npm) in the same run"

@@ -50,6 +50,13 @@ func benchCmd(args []string) error {
 	fs.IntVar(&b.serverPID, "server-pid", 0, "pid of the server, to report its CPU time and RSS")
 	fs.Parse(args[1:])
 	b.k = b.c.kinesis()
+	// The hot paths sign raw requests: resolve what the SDK client would use.
+	ko := b.k.Options()
+	creds, err := ko.Credentials.Retrieve(bg)
+	if err != nil {
+		return fmt.Errorf("bench: credentials: %w", err)
+	}
+	b.creds, b.endpoint, b.region = creds, aws.ToString(ko.BaseEndpoint), ko.Region
 	b.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, DisableCompression: true}}
 	if err := b.ensureStream(); err != nil {
 		return err
@@ -74,6 +81,8 @@ type bench struct {
 	rate, records, serverPID               int
 	duration                               time.Duration
 	signer                                 *v4.Signer
+	creds                                  aws.Credentials
+	endpoint, region                       string
 }
 
 func (b *bench) ensureStream() error {
@@ -103,14 +112,13 @@ func newRequest(target string, v any) request {
 }
 
 func (b *bench) do(r request) ([]byte, error) {
-	req, _ := http.NewRequest("POST", b.c.endpoint+"/", bytes.NewReader(r.body))
+	req, _ := http.NewRequest("POST", b.endpoint+"/", bytes.NewReader(r.body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+r.target)
 	if b.signer == nil {
 		b.signer = v4.NewSigner()
 	}
-	creds := aws.Credentials{AccessKeyID: b.c.accessKey, SecretAccessKey: b.c.secretKey}
-	if err := b.signer.SignHTTP(bg, creds, req, r.hash, "kinesis", b.c.region, time.Now()); err != nil {
+	if err := b.signer.SignHTTP(bg, b.creds, req, r.hash, "kinesis", b.region, time.Now()); err != nil {
 		return nil, err
 	}
 	resp, err := b.http.Do(req)

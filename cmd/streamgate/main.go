@@ -19,6 +19,7 @@ Usage:
   streamgate put STREAM --partition-key K [DATA|-]
   streamgate tail STREAM [--from trim-horizon|latest|<RFC 3339 time>]
   streamgate bench kinesis [--endpoint URL] [flags]
+  streamgate keys create NAME [--policy FILE] | list | delete ID   [--data-dir ./data]
 
 Client commands take --endpoint (default $STREAMGATE_ENDPOINT or http://localhost:4566).
 Run any command with -h for its flags.
@@ -44,6 +45,8 @@ func main() {
 		err = tailCmd(args)
 	case "bench":
 		err = benchCmd(args)
+	case "keys":
+		err = keysCmd(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
@@ -51,10 +52,12 @@ func freePort(t *testing.T) string {
 
 // proc is a running `streamgate serve`.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *bytes.Buffer
-	mu     *sync.Mutex
+	cmd     *exec.Cmd
+	addr    string
+	dataDir string
+	stderr  *bytes.Buffer
+	out     *bytes.Buffer
+	mu      *sync.Mutex
 }
 
 func startServe(t *testing.T, dataDir string, extra ...string) *proc {
@@ -62,8 +65,9 @@ func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 	addr := freePort(t)
 	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr, "--rtsp-addr", "", "--mqtt-addr", "", "--webrtc-addr", ""}, extra...)
 	cmd := exec.Command(serveBin, args...)
-	p := &proc{cmd: cmd, addr: addr, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	p := &proc{cmd: cmd, addr: addr, dataDir: dataDir, stderr: &bytes.Buffer{}, out: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	cmd.Stderr = lockedWriter{p.stderr, p.mu}
+	cmd.Stdout = lockedWriter{p.out, p.mu}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,8 @@ func startServe(t *testing.T, dataDir string, extra ...string) *proc {
 	return nil
 }
 
-func (p *proc) log() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+func (p *proc) log() string    { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+func (p *proc) stdout() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
 
 type lockedWriter struct {
 	b  *bytes.Buffer
@@ -93,9 +98,20 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 	return w.b.Write(b)
 }
 
+// adminKey is the key the server made on its first start.
+func (p *proc) adminKey(t *testing.T) auth.Key {
+	t.Helper()
+	keys, err := auth.LoadKeys(auth.KeysPath(p.dataDir))
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no admin key: %v", err)
+	}
+	return keys[0]
+}
+
 func (p *proc) client() *kinesis.Client {
+	keys, _ := auth.LoadKeys(auth.KeysPath(p.dataDir))
 	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + p.addr),
-		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider(keys[0].ID, keys[0].Secret, ""), Retryer: aws.NopRetryer{},
 		HTTPClient: awsapi.SDKHTTPClient(nil)})
 }
 
@@ -211,10 +227,11 @@ func TestKill9KeepsAcknowledgedRecordsEndToEnd(t *testing.T) {
 	t.Logf("%d acknowledged records, all present after kill -9 (%d in the log)", len(acked), len(got))
 }
 
-func runCLI(t *testing.T, endpoint string, stdin string, args ...string) string {
+func runCLI(t *testing.T, p *proc, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(serveBin, args...)
-	cmd.Env = append(os.Environ(), "STREAMGATE_ENDPOINT="+endpoint)
+	k := p.adminKey(t)
+	cmd.Env = append(os.Environ(), "STREAMGATE_ENDPOINT=http://"+p.addr, "AWS_ACCESS_KEY_ID="+k.ID, "AWS_SECRET_ACCESS_KEY="+k.Secret)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -225,19 +242,19 @@ func runCLI(t *testing.T, endpoint string, stdin string, args ...string) string 
 
 func TestClientCommands(t *testing.T) {
 	p := startServe(t, t.TempDir())
-	ep := "http://" + p.addr
-	runCLI(t, ep, "", "streams", "create", "--shards", "2", "cli")
-	if out := runCLI(t, ep, "", "streams", "list"); strings.TrimSpace(out) != "cli" {
+	runCLI(t, p, "", "streams", "create", "--shards", "2", "cli")
+	if out := runCLI(t, p, "", "streams", "list"); strings.TrimSpace(out) != "cli" {
 		t.Fatalf("streams list: %q", out)
 	}
-	if out := runCLI(t, ep, "", "streams", "describe", "cli"); !strings.Contains(out, `"OpenShardCount": 2`) {
+	if out := runCLI(t, p, "", "streams", "describe", "cli"); !strings.Contains(out, `"OpenShardCount": 2`) {
 		t.Fatalf("streams describe: %s", out)
 	}
-	runCLI(t, ep, "", "put", "cli", "--partition-key", "k1", `{"temp":21.5}`)
-	runCLI(t, ep, "line one\nline two\n", "put", "cli", "--partition-key", "k2", "--lines", "-")
+	runCLI(t, p, "", "put", "cli", "--partition-key", "k1", `{"temp":21.5}`)
+	runCLI(t, p, "line one\nline two\n", "put", "cli", "--partition-key", "k2", "--lines", "-")
 
 	tail := exec.Command(serveBin, "tail", "cli", "--from", "trim-horizon")
-	tail.Env = append(os.Environ(), "STREAMGATE_ENDPOINT="+ep)
+	k := p.adminKey(t)
+	tail.Env = append(os.Environ(), "STREAMGATE_ENDPOINT=http://"+p.addr, "AWS_ACCESS_KEY_ID="+k.ID, "AWS_SECRET_ACCESS_KEY="+k.Secret)
 	stdout, _ := tail.StdoutPipe()
 	if err := tail.Start(); err != nil {
 		t.Fatal(err)
@@ -248,7 +265,7 @@ func TestClientCommands(t *testing.T) {
 		lines = append(lines, sc.Text())
 	}
 	// A record put while tailing shows up too.
-	runCLI(t, ep, "", "put", "cli", "--partition-key", "k3", "live")
+	runCLI(t, p, "", "put", "cli", "--partition-key", "k3", "live")
 	if sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
@@ -260,8 +277,8 @@ func TestClientCommands(t *testing.T) {
 			t.Fatalf("tail output lacks %s:\n%s", want, all)
 		}
 	}
-	runCLI(t, ep, "", "streams", "delete", "cli")
-	if out := runCLI(t, ep, "", "streams", "list"); strings.TrimSpace(out) != "" {
+	runCLI(t, p, "", "streams", "delete", "cli")
+	if out := runCLI(t, p, "", "streams", "list"); strings.TrimSpace(out) != "" {
 		t.Fatalf("streams list after delete: %q", out)
 	}
 }
@@ -270,5 +287,59 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	out, err := exec.Command(serveBin, "serve", "--fsync", "sometimes", "--data-dir", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "storage.fsync") {
 		t.Fatalf("bad fsync accepted: %v %s", err, out)
+	}
+}
+
+func TestAuthNoneOnlyOnLoopback(t *testing.T) {
+	out, err := exec.Command(serveBin, "serve", "--auth", "none", "--http-addr", ":0", "--data-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "auth none") {
+		t.Fatalf("auth none on all interfaces accepted: %v %s", err, out)
+	}
+	p := startServe(t, t.TempDir(), "--auth", "none")
+	resp, err := http.Post("http://"+p.addr+"/", "application/x-amz-json-1.1", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 { // UnknownOperation: no target, but no auth demanded either
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// A key made with `streamgate keys create` works at once against a running
+// server, and stops working after `keys delete`.
+func TestKeysCommandsHotReload(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir)
+	if !strings.Contains(p.stdout(), "SecretAccessKey") {
+		// the admin key is printed once at first start
+		t.Fatalf("first start did not print the admin key: %q", p.stdout())
+	}
+	out := runCLI(t, p, "", "keys", "create", "ci", "--data-dir", dir)
+	var id, secret string
+	fmt.Sscanf(strings.Split(out, "\n")[0], "AccessKeyId: %s", &id)
+	fmt.Sscanf(strings.Split(out, "\n")[1], "SecretAccessKey: %s", &secret)
+	use := func() error {
+		cmd := exec.Command(serveBin, "streams", "list")
+		cmd.Env = append(os.Environ(), "STREAMGATE_ENDPOINT=http://"+p.addr, "AWS_ACCESS_KEY_ID="+id, "AWS_SECRET_ACCESS_KEY="+secret)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, b)
+		}
+		return nil
+	}
+	if err := use(); err != nil {
+		t.Fatalf("new key refused: %v", err)
+	}
+	if list := runCLI(t, p, "", "keys", "list", "--data-dir", dir); !strings.Contains(list, id) || !strings.Contains(list, "admin") {
+		t.Fatalf("keys list: %s", list)
+	}
+	runCLI(t, p, "", "keys", "delete", id, "--data-dir", dir)
+	deadline := time.Now().Add(5 * time.Second)
+	for use() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("deleted key still accepted after 5 s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -26,6 +26,8 @@ func serve(args []string) error {
 	webrtcAddr := fs.String("webrtc-addr", def.WebRTCAddr, "WebRTC ICE UDP/TCP port (empty: off)")
 	fsync := fs.String("fsync", def.Storage.Fsync, "durability: always (group commit), interval or never")
 	logLevel := fs.String("log-level", def.LogLevel, "debug, info, warn or error")
+	authMode := fs.String("auth", def.Auth, "sigv4 (every API request signed by a key) or none (loopback-only development)")
+	insecure := fs.Bool("insecure", false, "allow --auth none on non-loopback addresses")
 	fs.Parse(args)
 
 	cfg := def
@@ -52,6 +54,10 @@ func serve(args []string) error {
 			cfg.Storage.Fsync = *fsync
 		case "log-level":
 			cfg.LogLevel = *logLevel
+		case "auth":
+			cfg.Auth = *authMode
+		case "insecure":
+			cfg.Insecure = *insecure
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -72,6 +78,13 @@ func serve(args []string) error {
 	if err := g.Start(); err != nil {
 		g.Shutdown(context.Background())
 		return err
+	}
+	if k, profile := g.CreatedKey(); k != nil {
+		// Shown once; the key also stays in <data>/auth/keys.json (0600).
+		fmt.Printf("Created the admin access key of this data directory:\n  AccessKeyId:     %s\n  SecretAccessKey: %s\n", k.ID, k.Secret)
+		if profile != "" {
+			fmt.Printf("AWS CLI and SDKs: export AWS_CONFIG_FILE=%s AWS_PROFILE=streamgate\n", profile)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -33,6 +33,36 @@ type Request struct {
 	Body      []byte
 	W         http.ResponseWriter
 	R         *http.Request
+	// Principal is the authenticated caller; nil when authentication is off.
+	Principal Principal
+	Service   *Service // set by the mux
+}
+
+// Principal is an authenticated caller and what its policy allows.
+type Principal interface {
+	// Allows reports whether the caller may perform action on resource.
+	Allows(action, resource string) bool
+	// ARN names the caller in AccessDenied messages.
+	ARN() string
+}
+
+// Authenticator verifies a request (its body already read) for a service's
+// signing name and returns the caller, or an *Error in AWS form.
+type Authenticator func(r *http.Request, body []byte, signingName string) (Principal, error)
+
+// Authorize checks that the caller may perform this operation on resource
+// (an ARN, or "*" for account-level operations). Every operation calls it
+// with the resource it touches before it changes or reveals anything.
+func (r *Request) Authorize(resource string) error {
+	if r.Principal == nil {
+		return nil
+	}
+	action := r.Service.Action + ":" + r.Op
+	if r.Principal.Allows(action, resource) {
+		return nil
+	}
+	return Errorf(CodeAccessDenied, "User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action",
+		r.Principal.ARN(), action, resource, action)
 }
 
 // Context is the request's context.
@@ -90,7 +120,10 @@ var Streamed = &struct{ streamed bool }{true}
 // ("Kinesis_20131202") and operations.
 type Service struct {
 	Prefix string
-	Ops    map[string]Op
+	// SigningName is the SigV4 service name ("kinesis"); Action prefixes
+	// IAM actions ("kinesis:PutRecord").
+	SigningName, Action string
+	Ops                 map[string]Op
 	// Observe, when set, is told each call's operation, outcome code ("" for
 	// success) and duration: the hook for metrics.
 	Observe func(op, code string, d time.Duration)
@@ -98,6 +131,8 @@ type Service struct {
 
 // Mux routes POST / to services by X-Amz-Target.
 type Mux struct {
+	// Auth, when set, authenticates every request before its operation runs.
+	Auth     Authenticator
 	services map[string]*Service
 	maxBody  int64
 	inflight *semaphore.Weighted // request body bytes being handled
@@ -145,7 +180,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.writeError(req, Errorf(CodeUnknownOperation, "Unknown operation %q", r.Header.Get("X-Amz-Target")))
 		return
 	}
-	req.Op = op
+	req.Op, req.Service = op, svc
 	weight := m.maxBody
 	if r.ContentLength >= 0 && r.ContentLength < m.maxBody {
 		weight = max(r.ContentLength, 1)
@@ -167,6 +202,17 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Body = body
+	if m.Auth != nil {
+		p, err := m.Auth(r, body, svc.SigningName)
+		if err != nil {
+			code := m.writeError(req, err)
+			if svc.Observe != nil {
+				svc.Observe(op, code, time.Since(start))
+			}
+			return
+		}
+		req.Principal = p
+	}
 	out, err := m.call(svc.Ops[op], req)
 	code := ""
 	switch {

@@ -69,7 +69,7 @@ func New(store *streamstore.Store, opts Options) *API {
 
 // Service returns the operations for the awsapi mux.
 func (a *API) Service() *awsapi.Service {
-	svc := &awsapi.Service{Prefix: "Kinesis_20131202", Ops: map[string]awsapi.Op{
+	svc := &awsapi.Service{Prefix: "Kinesis_20131202", SigningName: "kinesis", Action: "kinesis", Ops: map[string]awsapi.Op{
 		"CreateStream":                  a.createStream,
 		"DeleteStream":                  a.deleteStream,
 		"DescribeStream":                a.describeStream,
@@ -121,8 +121,16 @@ func nameFromARN(arn string) (string, bool) {
 }
 
 // resolve returns the stream a request names by StreamName or StreamARN
-// (or both, which must agree).
-func (a *API) resolve(ref streamRef) (string, error) {
+// (or both, which must agree), once the caller is allowed to act on it.
+func (a *API) resolve(r *awsapi.Request, ref streamRef) (string, error) {
+	name, err := a.resolveName(ref)
+	if err != nil {
+		return "", err
+	}
+	return name, r.Authorize(a.streamARN(name))
+}
+
+func (a *API) resolveName(ref streamRef) (string, error) {
 	var v awsapi.Validator
 	if ref.StreamName != "" {
 		validateStreamName(&v, "streamName", ref.StreamName)

@@ -70,7 +70,7 @@ func (a *API) registerConsumer(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(streamRef{StreamARN: in.StreamARN})
+	name, err := a.resolve(r, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (a *API) registerConsumer(r *awsapi.Request) (any, error) {
 }
 
 // findConsumer resolves a consumer by ARN, or by stream ARN and name.
-func (a *API) findConsumer(in consumerInput) (string, streamstore.Consumer, error) {
+func (a *API) findConsumer(r *awsapi.Request, in consumerInput) (string, streamstore.Consumer, error) {
 	var stream, cname string
 	var created int64 = -1
 	if in.ConsumerARN != "" {
@@ -109,7 +109,7 @@ func (a *API) findConsumer(in consumerInput) (string, streamstore.Consumer, erro
 			return "", streamstore.Consumer{}, awsapi.Errorf(awsapi.CodeInvalidArgument, "Either ConsumerARN or both StreamARN and ConsumerName must be provided.")
 		}
 		var err error
-		if stream, err = a.resolve(streamRef{StreamARN: in.StreamARN}); err != nil {
+		if stream, err = a.resolveName(streamRef{StreamARN: in.StreamARN}); err != nil {
 			return "", streamstore.Consumer{}, err
 		}
 		cname = in.ConsumerName
@@ -120,7 +120,7 @@ func (a *API) findConsumer(in consumerInput) (string, streamstore.Consumer, erro
 	}
 	for _, c := range info.Consumers {
 		if c.Name == cname && (created < 0 || c.Created.Unix() == created) {
-			return stream, c, nil
+			return stream, c, r.Authorize(a.consumerARN(stream, c))
 		}
 	}
 	return "", streamstore.Consumer{}, awsapi.Errorf(awsapi.CodeResourceNotFound, "Consumer %s under stream %s not found for account %s.", cname, stream, a.opts.Account)
@@ -131,7 +131,7 @@ func (a *API) deregisterConsumer(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	stream, c, err := a.findConsumer(in)
+	stream, c, err := a.findConsumer(r, in)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (a *API) describeConsumer(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	stream, c, err := a.findConsumer(in)
+	stream, c, err := a.findConsumer(r, in)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (a *API) listConsumers(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(streamRef{StreamARN: in.StreamARN})
+	name, err := a.resolve(r, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func (a *API) putRecord(r *awsapi.Request) (any, error) {
 			return nil, err
 		}
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (a *API) putRecords(r *awsapi.Request) (any, error) {
 		}
 	}
 	defer in.release() // the store copies data; nothing holds it after Append
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (a *API) getShardIterator(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +301,9 @@ func (a *API) getRecords(r *awsapi.Request) (any, error) {
 	it, err := a.openIterator(in.ShardIterator)
 	if err != nil {
 		return nil, awsapi.Errorf(awsapi.CodeInvalidArgument, "Invalid ShardIterator.")
+	}
+	if err := r.Authorize(a.streamARN(it.stream)); err != nil {
+		return nil, err
 	}
 	now := a.opts.Now()
 	if now.Sub(it.issued) > iteratorTTL {

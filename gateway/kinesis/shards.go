@@ -44,9 +44,12 @@ func (a *API) listShards(r *awsapi.Request) (any, error) {
 			return nil, awsapi.Errorf(codeExpiredToken, "The NextToken has expired; start a new ListShards call.")
 		}
 		name, after, filter = tok.Stream, tok.After, tok.Filter
+		if err := r.Authorize(a.streamARN(name)); err != nil {
+			return nil, err
+		}
 	} else {
 		var err error
-		if name, err = a.resolve(in.streamRef); err != nil {
+		if name, err = a.resolve(r, in.streamRef); err != nil {
 			return nil, err
 		}
 		after = in.ExclusiveStartShardId
@@ -140,7 +143,7 @@ func (a *API) splitShard(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +169,7 @@ func (a *API) mergeShards(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +202,7 @@ func (a *API) updateShardCount(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,9 @@ func (a *API) createStream(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := r.Authorize(a.streamARN(in.StreamName)); err != nil {
+		return nil, err
+	}
 	shards := onDemandShards
 	if !onDemand {
 		if in.ShardCount == nil {
@@ -104,7 +107,7 @@ func (a *API) deleteStream(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +133,7 @@ func (a *API) describeStream(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +173,7 @@ func (a *API) describeStreamSummary(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in)
+	name, err := a.resolve(r, in)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +204,9 @@ func (a *API) listStreams(r *awsapi.Request) (any, error) {
 	var v awsapi.Validator
 	limit := v.Optional("limit", in.Limit, 100, 1, 10000)
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := r.Authorize("*"); err != nil {
 		return nil, err
 	}
 	after := in.ExclusiveStartStreamName
@@ -242,7 +248,7 @@ func (a *API) changeRetention(r *awsapi.Request, increase bool) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +286,7 @@ func (a *API) updateStreamMode(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(streamRef{StreamARN: in.StreamARN})
+	name, err := a.resolve(r, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +311,7 @@ func (a *API) updateMaxRecordSize(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(streamRef{StreamARN: in.StreamARN})
+	name, err := a.resolve(r, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +323,9 @@ func (a *API) updateMaxRecordSize(r *awsapi.Request) (any, error) {
 }
 
 func (a *API) describeLimits(r *awsapi.Request) (any, error) {
+	if err := r.Authorize("*"); err != nil {
+		return nil, err
+	}
 	open, onDemand := a.accountUsage()
 	return describeLimitsOutput{ShardLimit: shardLimit, OpenShardCount: open, OnDemandStreamCount: onDemand, OnDemandStreamCountLimit: onDemandLimit}, nil
 }
@@ -337,9 +346,11 @@ func (a *API) changeTags(r *awsapi.Request, add bool) (any, error) {
 	var name string
 	var err error
 	if in.ResourceARN != "" {
-		name, err = a.resourceStream(in.ResourceARN)
+		if name, err = a.resourceStream(in.ResourceARN); err == nil {
+			err = r.Authorize(a.streamARN(name))
+		}
 	} else {
-		name, err = a.resolve(in.streamRef)
+		name, err = a.resolve(r, in.streamRef)
 	}
 	if err != nil {
 		return nil, err
@@ -401,7 +412,7 @@ func (a *API) listTags(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := a.resolve(in.streamRef)
+	name, err := a.resolve(r, in.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -442,6 +453,9 @@ func (a *API) listTagsForResource(r *awsapi.Request) (any, error) {
 	}
 	name, err := a.resourceStream(in.ResourceARN)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.Authorize(a.streamARN(name)); err != nil {
 		return nil, err
 	}
 	info, err := a.stream(name)

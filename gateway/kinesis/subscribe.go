@@ -52,7 +52,7 @@ func (a *API) subscribeToShard(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	stream, c, err := a.findConsumer(consumerInput{ConsumerARN: in.ConsumerARN})
+	stream, c, err := a.findConsumer(r, consumerInput{ConsumerARN: in.ConsumerARN})
 	if err != nil {
 		return nil, err
 	}
