@@ -85,7 +85,7 @@ func (a *authenticator) authenticate(r *http.Request, body []byte, service strin
 // writeProfile writes an AWS CLI/SDK config file with the admin key next to
 // the keys file, so `AWS_CONFIG_FILE=... AWS_PROFILE=streamgate aws kinesis ...`
 // works without editing ~/.aws.
-func writeProfile(dataDir, httpAddr, region string, k auth.Key) (string, error) {
+func writeProfile(dataDir, httpAddr, scheme, region string, k auth.Key) (string, error) {
 	host, port, err := net.SplitHostPort(httpAddr)
 	if err != nil {
 		return "", err
@@ -94,7 +94,7 @@ func writeProfile(dataDir, httpAddr, region string, k auth.Key) (string, error) 
 		host = "localhost"
 	}
 	path := filepath.Join(dataDir, "auth", "aws-config")
-	body := fmt.Sprintf("[profile streamgate]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = %s\nendpoint_url = http://%s\n",
-		k.ID, k.Secret, region, net.JoinHostPort(host, port))
+	body := fmt.Sprintf("[profile streamgate]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = %s\nendpoint_url = %s://%s\n",
+		k.ID, k.Secret, region, scheme, net.JoinHostPort(host, port))
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }

@@ -36,8 +36,18 @@ type Config struct {
 	Region  string `yaml:"region"`
 	Account string `yaml:"account"`
 
+	// TLS, when both files are set, serves the HTTP port over TLS (HTTP/1.1
+	// and HTTP/2). The certificate is reloaded when the files change.
+	TLS TLSConfig `yaml:"tls"`
+
 	Storage StorageConfig `yaml:"storage"`
 	Kinesis KinesisConfig `yaml:"kinesis"`
+}
+
+// TLSConfig names a PEM certificate (chain) and key.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // StorageConfig tunes the shard log.
@@ -122,6 +132,9 @@ func (c *Config) Validate() error {
 	case "always", "interval", "never":
 	default:
 		errs = append(errs, fmt.Sprintf("storage.fsync %q: want always, interval or never", c.Storage.Fsync))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, "tls needs both cert_file and key_file")
 	}
 	switch c.Auth {
 	case "sigv4":

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,6 +119,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)            // over TLS, by ALPN
 	protocols.SetUnencryptedHTTP2(true) // h2c: SubscribeToShard over HTTP/2 without TLS
 	g.http = &http.Server{
 		Handler:           mux,
@@ -127,6 +129,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return g.baseCtx },
+	}
+	if cfg.TLS.CertFile != "" {
+		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log.With("component", "tls"))
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		g.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
 	}
 	return g, nil
 }
@@ -151,18 +161,27 @@ func (g *Gateway) Start() error {
 	}
 	g.ln = ln
 	g.served = make(chan error, 1)
-	go func() { g.served <- g.http.Serve(ln) }()
+	if g.http.TLSConfig != nil {
+		go func() { g.served <- g.http.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { g.served <- g.http.Serve(ln) }()
+	}
 	if g.keys != nil {
 		go g.keys.Watch(g.baseCtx.Done(), time.Second)
 	}
 	if g.createdKey != nil {
 		// Written once the port is bound, so the endpoint in it is the real one.
-		if g.profile, err = writeProfile(g.cfg.DataDir, ln.Addr().String(), g.cfg.Region, *g.createdKey); err != nil {
+		scheme := "http"
+		if g.http.TLSConfig != nil {
+			scheme = "https"
+		}
+		if g.profile, err = writeProfile(g.cfg.DataDir, ln.Addr().String(), scheme, g.cfg.Region, *g.createdKey); err != nil {
 			g.log.Warn("could not write the AWS profile file", "err", err)
 		}
 	}
 	g.ready.Store(true)
-	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "data_dir", g.cfg.DataDir, "fsync", g.cfg.Storage.Fsync)
+	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "tls", g.http.TLSConfig != nil, "auth", g.cfg.Auth,
+		"data_dir", g.cfg.DataDir, "fsync", g.cfg.Storage.Fsync)
 	return nil
 }
 

@@ -132,18 +132,22 @@ type Service struct {
 // Mux routes POST / to services by X-Amz-Target.
 type Mux struct {
 	// Auth, when set, authenticates every request before its operation runs.
-	Auth     Authenticator
-	services map[string]*Service
-	maxBody  int64
-	inflight *semaphore.Weighted // request body bytes being handled
-	log      *slog.Logger
+	Auth Authenticator
+	// BodyTimeout bounds how long one request body may take to arrive, so a
+	// slow client cannot hold a request and its in-flight bytes (default 60 s).
+	BodyTimeout time.Duration
+	services    map[string]*Service
+	maxBody     int64
+	inflight    *semaphore.Weighted // request body bytes being handled
+	log         *slog.Logger
 }
 
 // NewMux makes a router for the given services. Bodies over maxBody bytes are
 // refused; at most maxInflight bytes of request bodies are handled at once
 // (later requests wait), so memory stays bounded however many clients push.
 func NewMux(log *slog.Logger, maxBody, maxInflight int64, services ...*Service) *Mux {
-	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, inflight: semaphore.NewWeighted(max(maxInflight, maxBody)), log: log}
+	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, inflight: semaphore.NewWeighted(max(maxInflight, maxBody)), log: log,
+		BodyTimeout: 60 * time.Second}
 	for _, s := range services {
 		m.services[s.Prefix] = s
 	}
@@ -189,7 +193,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client went away while waiting
 	}
 	defer m.inflight.Release(weight)
-	body, err := readBody(w, r, m.maxBody)
+	body, err := readBody(w, r, m.maxBody, m.BodyTimeout)
 	defer releaseBody(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -232,7 +236,22 @@ var bodies sync.Pool
 
 // readBody reads the request body into a pooled buffer sized by
 // Content-Length when known.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
+	// A slow client may not hold a request (and its in-flight bytes) open:
+	// the body must arrive within the timeout, then the deadline is lifted
+	// (SubscribeToShard keeps its connection for minutes).
+	// On failure the deadline stays, so the server's drain of the unread body
+	// after the error response cannot hang on a stalled client either.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	body, err := readBodyBytes(w, r, limit)
+	if err == nil && deadline {
+		rc.SetReadDeadline(time.Time{})
+	}
+	return body, err
+}
+
+func readBodyBytes(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength < 0 || r.ContentLength > limit {
 		return io.ReadAll(rd)

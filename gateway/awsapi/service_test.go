@@ -1,11 +1,15 @@
 package awsapi
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,5 +97,33 @@ func TestSDKHTTPClientBuffersBodies(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Equal(got, body) {
 		t.Fatalf("server got %d bytes, want %d", len(got), len(body))
+	}
+}
+
+// A client that sends its headers and then trickles (or stalls) its body is
+// cut off after BodyTimeout instead of holding the request open.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	svc := &Service{Prefix: "Test_1", Ops: map[string]Op{"Op": func(r *Request) (any, error) { return struct{}{}, nil }}}
+	m := NewMux(slog.New(slog.NewTextHandler(io.Discard, nil)), 1<<20, 1<<20, svc)
+	m.BodyTimeout = 200 * time.Millisecond
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Test_1.Op\r\nContent-Length: 1000\r\n\r\n{\"partial\":")
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("stalled body answered %d", resp.StatusCode)
+		}
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("stalled body held the request for %v", waited)
 	}
 }
