@@ -56,10 +56,16 @@ func (c *clientFlags) kinesis() *kinesis.Client {
 		o.Credentials = credentials.NewStaticCredentialsProvider(c.accessKey, c.secretKey, "")
 	}
 	if o.Credentials == nil {
-		// No credentials anywhere: fine for a gateway running with auth none.
-		o.Credentials = credentials.NewStaticCredentialsProvider("anonymous", "anonymous", "")
+		o.Credentials = anonymous
+	} else if _, err := o.Credentials.Retrieve(bg); err != nil {
+		// No credentials anywhere: fine for a gateway running with auth none;
+		// one with auth on answers UnrecognizedClientException.
+		o.Credentials = anonymous
 	}
 	return kinesis.New(o)
 }
 
-var bg = context.Background()
+var (
+	bg        = context.Background()
+	anonymous = credentials.NewStaticCredentialsProvider("anonymous", "anonymous", "")
+)

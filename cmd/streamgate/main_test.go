@@ -296,6 +296,18 @@ func TestAuthNoneOnlyOnLoopback(t *testing.T) {
 		t.Fatalf("auth none on all interfaces accepted: %v %s", err, out)
 	}
 	p := startServe(t, t.TempDir(), "--auth", "none")
+	// The client commands work with no AWS credentials configured at all.
+	cmd := exec.Command(serveBin, "streams", "create", "open")
+	env := []string{"STREAMGATE_ENDPOINT=http://" + p.addr, "HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "AWS_") && !strings.HasPrefix(e, "HOME=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("client without credentials against auth none: %v %s", err, out)
+	}
 	resp, err := http.Post("http://"+p.addr+"/", "application/x-amz-json-1.1", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
