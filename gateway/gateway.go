@@ -161,7 +161,9 @@ func (g *Gateway) Start() error {
 	}
 	g.ln = ln
 	g.served = make(chan error, 1)
-	if g.http.TLSConfig != nil {
+	// Read before serving: Serve configures HTTP/2 by writing srv.TLSConfig.
+	tlsOn := g.http.TLSConfig != nil
+	if tlsOn {
 		go func() { g.served <- g.http.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { g.served <- g.http.Serve(ln) }()
@@ -172,7 +174,7 @@ func (g *Gateway) Start() error {
 	if g.createdKey != nil {
 		// Written once the port is bound, so the endpoint in it is the real one.
 		scheme := "http"
-		if g.http.TLSConfig != nil {
+		if tlsOn {
 			scheme = "https"
 		}
 		if g.profile, err = writeProfile(g.cfg.DataDir, ln.Addr().String(), scheme, g.cfg.Region, *g.createdKey); err != nil {
@@ -180,7 +182,7 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.ready.Store(true)
-	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "tls", g.http.TLSConfig != nil, "auth", g.cfg.Auth,
+	g.log.Info("serving AWS APIs", "addr", ln.Addr().String(), "tls", tlsOn, "auth", g.cfg.Auth,
 		"data_dir", g.cfg.DataDir, "fsync", g.cfg.Storage.Fsync)
 	return nil
 }
