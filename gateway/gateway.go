@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,7 @@ type Gateway struct {
 	keys       *auth.Store
 	createdKey *auth.Key
 	profile    string
+	watchers   sync.WaitGroup // background goroutines, stopped by cancelBase
 }
 
 // New opens the store and prepares the listeners; Start begins serving.
@@ -169,7 +171,11 @@ func (g *Gateway) Start() error {
 		go func() { g.served <- g.http.Serve(ln) }()
 	}
 	if g.keys != nil {
-		go g.keys.Watch(g.baseCtx.Done(), time.Second)
+		g.watchers.Add(1)
+		go func() {
+			defer g.watchers.Done()
+			g.keys.Watch(g.baseCtx.Done(), time.Second)
+		}()
 	}
 	if g.createdKey != nil {
 		// Written once the port is bound, so the endpoint in it is the real one.
@@ -210,6 +216,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	g.cancelBase() // also when no listener was started
+	g.watchers.Wait()
 	errs = append(errs, g.store.Close())
 	return errors.Join(errs...)
 }
