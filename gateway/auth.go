@@ -3,10 +3,12 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,9 +36,38 @@ func (p principal) ARN() string {
 type authenticator struct {
 	verifier *auth.Verifier
 	account  string
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	failures map[string]failure // by client IP
+	buckets  map[string]*bucket // by access key, for keys with a rate limit
+}
+
+// bucket is a token bucket of one key's requests.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token from the key's bucket.
+func (a *authenticator) allow(k auth.Key, now time.Time) bool {
+	if k.RequestsPerSecond <= 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.buckets[k.ID]
+	if b == nil {
+		b = &bucket{tokens: k.RequestsPerSecond, last: now}
+		a.buckets[k.ID] = b
+	}
+	b.tokens = min(k.RequestsPerSecond, b.tokens+now.Sub(b.last).Seconds()*k.RequestsPerSecond)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 type failure struct {
@@ -69,8 +100,12 @@ func (a *authenticator) authenticate(r *http.Request, body []byte, service strin
 			a.failures = map[string]failure{} // bound memory under a spray of addresses
 		}
 		a.mu.Unlock()
-		time.Sleep(failureDelay(f.count))
 		var ae *auth.Error
+		if errors.As(err, &ae) {
+			// Who failed and why; never the secret or the signature.
+			a.log.Info("authentication failed", "remote", ip, "access_key", accessKeyOf(r), "code", ae.Code, "failures", f.count)
+		}
+		time.Sleep(failureDelay(f.count))
 		if errors.As(err, &ae) {
 			return nil, &awsapi.Error{Code: ae.Code, Message: ae.Message, Status: ae.Status}
 		}
@@ -79,6 +114,9 @@ func (a *authenticator) authenticate(r *http.Request, body []byte, service strin
 	a.mu.Lock()
 	delete(a.failures, ip)
 	a.mu.Unlock()
+	if !a.allow(key, time.Now()) {
+		return nil, awsapi.Errorf(awsapi.CodeLimitExceeded, "Rate exceeded for access key %s (%g requests per second).", key.ID, key.RequestsPerSecond)
+	}
 	return principal{key: key, account: a.account}, nil
 }
 
@@ -97,4 +135,17 @@ func writeProfile(dataDir, httpAddr, scheme, region string, k auth.Key) (string,
 	body := fmt.Sprintf("[profile streamgate]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = %s\nendpoint_url = %s://%s\n",
 		k.ID, k.Secret, region, scheme, net.JoinHostPort(host, port))
 	return path, os.WriteFile(path, []byte(body), 0o600)
+}
+
+// accessKeyOf names the access key a request claims, for logs.
+func accessKeyOf(r *http.Request) string {
+	cred := r.URL.Query().Get("X-Amz-Credential")
+	if _, after, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		cred = after
+	}
+	id, _, _ := strings.Cut(cred, "/")
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return id
 }

@@ -199,3 +199,45 @@ func TestFirstStartWritesAWSProfile(t *testing.T) {
 		t.Fatalf("keys file mode %v", st.Mode().Perm())
 	}
 }
+
+// A key with a rate limit gets LimitExceededException past it; others do not.
+func TestPerKeyRateLimit(t *testing.T) {
+	s := startServer(t, nil)
+	slow := auth.NewKey("slow", auth.AdminPolicy())
+	slow.RequestsPerSecond = 5
+	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
+	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, slow)); err != nil {
+		t.Fatal(err)
+	}
+	k := s.clientAs(slow.ID, slow.Secret)
+	limited := 0
+	for range 20 {
+		if _, err := k.ListStreams(ctx, &kinesis.ListStreamsInput{}); err != nil {
+			apiError(t, err, "LimitExceededException")
+			limited++
+		}
+	}
+	if limited < 10 || limited > 16 {
+		t.Fatalf("%d of 20 quick calls limited at 5 requests/s (burst 5)", limited)
+	}
+	for range 20 {
+		if _, err := s.client().ListStreams(ctx, &kinesis.ListStreamsInput{}); err != nil {
+			t.Fatalf("unlimited admin key throttled: %v", err)
+		}
+	}
+}
+
+// Secrets never reach the logs, whatever fails.
+func TestNoSecretsInLogs(t *testing.T) {
+	var logs bytes.Buffer
+	s := startServerLogging(t, &logs)
+	s.clientAs(s.key.ID, "not-the-secret-but-close").ListStreams(ctx, &kinesis.ListStreamsInput{})
+	s.client().ListStreams(ctx, &kinesis.ListStreamsInput{})
+	s.signedAt(t, s.key, time.Now().Add(-time.Hour))
+	if strings.Contains(logs.String(), s.key.Secret) || strings.Contains(logs.String(), "not-the-secret") || strings.Contains(logs.String(), "Signature=") {
+		t.Fatalf("a secret or signature reached the logs:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "authentication failed") || !strings.Contains(logs.String(), "access_key="+s.key.ID) {
+		t.Fatalf("failed authentications are not logged for operators:\n%s", logs.String())
+	}
+}

@@ -102,7 +102,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("auth: %w", err)
 		}
 		g.keys, g.createdKey = keys, created
-		a := &authenticator{verifier: &auth.Verifier{Keys: keys, Region: cfg.Region}, account: cfg.Account, failures: map[string]failure{}}
+		a := &authenticator{verifier: &auth.Verifier{Keys: keys, Region: cfg.Region}, account: cfg.Account, log: log.With("component", "auth"),
+			failures: map[string]failure{}, buckets: map[string]*bucket{}}
 		api.Auth = a.authenticate
 	} else {
 		log.Warn("authentication is off (auth: none): every caller may do anything")

@@ -36,6 +36,17 @@ type server struct {
 
 func startServer(t testing.TB, tweak func(*gateway.Config)) *server {
 	t.Helper()
+	return startServerWith(t, tweak, nil)
+}
+
+// startServerLogging starts a server whose debug-level logs go to w.
+func startServerLogging(t testing.TB, w io.Writer) *server {
+	t.Helper()
+	return startServerWith(t, func(c *gateway.Config) { c.LogLevel = "debug" }, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger) *server {
+	t.Helper()
 	cfg := gateway.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -43,9 +54,11 @@ func startServer(t testing.TB, tweak func(*gateway.Config)) *server {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		}
 	}
 	gw, err := gateway.New(cfg, log)
 	if err != nil {

@@ -19,6 +19,7 @@ func keysCmd(args []string) error {
 	fs := flag.NewFlagSet("keys "+args[0], flag.ExitOnError)
 	dataDir := fs.String("data-dir", "./data", "the gateway's data directory")
 	policyFile := fs.String("policy", "", "IAM-style JSON policy file (default: allow everything)")
+	rate := fs.Float64("rate", 0, "requests per second the key may make (0: no limit)")
 	name, rest := splitFirst(args[1:])
 	fs.Parse(rest)
 	if name == "" {
@@ -45,15 +46,20 @@ func keysCmd(args []string) error {
 			}
 		}
 		k := auth.NewKey(name, policy)
+		k.RequestsPerSecond = *rate
 		if err := auth.SaveKeys(path, append(keys, k)); err != nil {
 			return err
 		}
 		fmt.Printf("AccessKeyId:     %s\nSecretAccessKey: %s\n", k.ID, k.Secret)
 	case "list":
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ACCESS KEY ID\tNAME\tCREATED\tSTATEMENTS")
+		fmt.Fprintln(w, "ACCESS KEY ID\tNAME\tCREATED\tSTATEMENTS\tREQUESTS/S")
 		for _, k := range keys {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", k.ID, k.Name, k.Created.Format("2006-01-02 15:04:05Z"), len(k.Policy.Statement))
+			rate := "-"
+			if k.RequestsPerSecond > 0 {
+				rate = fmt.Sprint(k.RequestsPerSecond)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", k.ID, k.Name, k.Created.Format("2006-01-02 15:04:05Z"), len(k.Policy.Statement), rate)
 		}
 		return w.Flush()
 	case "delete":

@@ -22,6 +22,9 @@ type Key struct {
 	Name    string    `json:"Name"`
 	Created time.Time `json:"Created"`
 	Policy  Policy    `json:"Policy"`
+	// RequestsPerSecond limits the key's API calls (0: no limit), with a
+	// burst of one second's worth.
+	RequestsPerSecond float64 `json:"RequestsPerSecond,omitempty"`
 }
 
 // keysFile is the on-disk form of the key store.
