@@ -85,6 +85,7 @@ if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
     KPID=$!
     sleep 2
     "$BIN" bench kinesis --endpoint "http://localhost:$KPORT" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$KPID" || true
+    "$BIN" bench kinesis --endpoint "http://localhost:$KPORT" --stream drain --shards 4 --mode get --records 100000 --server-pid "$KPID" || true
     kill "$KPID"; KPID=""
   else
     echo "  kinesalite could not be installed; skipped"
