@@ -18,7 +18,8 @@ build:
 run: build
 	./$(BIN) serve --data-dir ./data
 
-# Tools the integration tests drive. Each is installed only when missing, from
+# Tools the integration tests drive (aws CLI, boto3, curl; gcc for -race).
+# Each is installed only when missing, from
 # Debian's packages (the only registry besides the Go proxy and npm here).
 APT_GET := $(shell command -v apt-get 2>/dev/null)
 test-deps:
@@ -26,6 +27,7 @@ test-deps:
 	command -v aws >/dev/null 2>&1 || need="$$need awscli"; \
 	python3 -c 'import boto3' >/dev/null 2>&1 || /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need="$$need python3-boto3"; \
 	command -v gcc >/dev/null 2>&1 || need="$$need gcc"; \
+	command -v curl >/dev/null 2>&1 || need="$$need curl"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
 	  [ -n "$(APT_GET)" ] || { echo "apt-get not found; install$$need by hand" >&2; exit 1; }; \
