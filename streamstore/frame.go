@@ -32,19 +32,6 @@ type Record struct {
 	Producer     int64 // producer time, Unix nanoseconds (0 when unknown)
 }
 
-func frameSize(keyLen, dataLen int) int {
-	return frameHeader + 24 + uvarintLen(uint64(keyLen)) + keyLen + dataLen
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
 // appendFrame encodes one record onto buf.
 func appendFrame(buf []byte, index uint64, arrival, producer int64, key string, data []byte) []byte {
 	start := len(buf)

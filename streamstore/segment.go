@@ -45,9 +45,6 @@ type segment struct {
 func segmentName(base uint64) string { return fmt.Sprintf("%020d.log", base) }
 func indexName(base uint64) string   { return fmt.Sprintf("%020d.idx", base) }
 
-// last returns the index of the last record; valid only when count > 0.
-func (g *segment) last() uint64 { return g.base + g.count - 1 }
-
 // listSegments returns the base indexes of the segment files in dir, ascending.
 func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
 	names, err := fs.ReadDir(dir)
@@ -244,8 +241,9 @@ func readFileAll(fs vfs.FS, name string) ([]byte, error) {
 	return b, nil
 }
 
-// lookup returns the offset of the indexed frame at or before record index i.
-func (g *segment) lookup(index []indexEntry, i uint64) int64 {
+// offsetOf returns the offset of the last indexed frame at or before record
+// index i: where a scan for i starts.
+func offsetOf(index []indexEntry, i uint64) int64 {
 	k := sort.Search(len(index), func(k int) bool { return index[k].index > i })
 	if k == 0 {
 		return 0
@@ -253,8 +251,9 @@ func (g *segment) lookup(index []indexEntry, i uint64) int64 {
 	return index[k-1].offset
 }
 
-// lookupTime returns the offset of the last indexed frame that arrived before t.
-func (g *segment) lookupTime(index []indexEntry, t int64) int64 {
+// offsetBefore returns the offset of the last indexed frame that arrived
+// before t: where a scan for the first arrival at or after t starts.
+func offsetBefore(index []indexEntry, t int64) int64 {
 	k := sort.Search(len(index), func(k int) bool { return index[k].arrival >= t })
 	if k == 0 {
 		return 0

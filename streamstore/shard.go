@@ -1,6 +1,7 @@
 package streamstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -428,10 +429,7 @@ func (sh *shardLog) readOnce(from uint64, maxRecords, maxBytes int) ([]Record, u
 		if next >= vis {
 			break
 		}
-		off := int64(0)
-		if k := sort.Search(len(v.index), func(i int) bool { return v.index[i].index > next }); k > 0 {
-			off = v.index[k-1].offset
-		}
+		off := offsetOf(v.index, next)
 		var err error
 		var done bool
 		recs, bytes, next, done, err = readSegment(v, off, next, vis, recs, bytes, maxRecords, maxBytes)
@@ -448,69 +446,65 @@ func (sh *shardLog) readOnce(from uint64, maxRecords, maxBytes int) ([]Record, u
 	return recs, next, nil
 }
 
-// readSegment appends records with index in [next, vis) from one segment,
-// scanning from offset off. done reports that a limit was reached.
-func readSegment(v segView, off int64, next, vis uint64, recs []Record, bytes, maxRecords, maxBytes int) ([]Record, int, uint64, bool, error) {
-	chunk := 256 << 10
+// scanFrames calls fn for each frame of a segment from offset off on, until
+// fn returns true or the segment's valid bytes end. It reads in chunks and
+// grows a chunk to hold a frame larger than it. Frames alias the chunk.
+func scanFrames(v segView, off int64, fn func(f decodedFrame) bool) error {
+	chunk := int64(256 << 10)
 	for off < v.size {
-		n := int64(chunk)
-		if rem := v.size - off; rem < n {
-			n = rem
-		}
+		n := min(chunk, v.size-off)
 		buf := make([]byte, n)
 		m, err := v.file.ReadAt(buf, off)
 		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
-			return recs, bytes, next, false, err
+			return err
 		}
 		p := buf
-		progressed := false
 		for len(p) > 0 {
 			f, err := decodeFrame(p)
 			if err == errShortFrame {
 				break
 			}
 			if err != nil {
-				return recs, bytes, next, false, fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
+				return fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
 			}
-			progressed = true
+			if fn(f) {
+				return nil
+			}
 			off += int64(f.size)
 			p = p[f.size:]
-			if f.index < next {
-				continue
-			}
-			if f.index >= vis {
-				return recs, bytes, next, true, nil
-			}
-			if len(recs) > 0 && (len(recs) >= maxRecords || bytes+len(f.data) > maxBytes) {
-				return recs, bytes, next, true, nil
-			}
-			recs = append(recs, Record{
-				Seq:          Seq{Index: f.index},
-				PartitionKey: string(f.key),
-				Data:         f.data,
-				Arrival:      f.arrival,
-				Producer:     f.producer,
-			})
-			bytes += len(f.data)
-			next = f.index + 1
 		}
-		if !progressed {
-			// The frame is larger than the chunk: read it whole next time.
-			if len(p) >= frameHeader {
-				chunk = frameSize(0, 0) + int(be32(p)) + frameHeader
-			} else {
-				chunk *= 2
+		if len(p) == len(buf) {
+			// Not one whole frame in the chunk: read the frame whole next time.
+			if len(p) < frameHeader {
+				return fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
 			}
-			if chunk > maxFrame+2*frameHeader {
-				return recs, bytes, next, false, fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
+			chunk = int64(frameHeader) + int64(binary.BigEndian.Uint32(p))
+			if chunk > maxFrame+frameHeader {
+				return fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
 			}
 		}
 	}
-	return recs, bytes, next, false, nil
+	return nil
 }
 
-func be32(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+// readSegment appends records with index in [next, vis) from one segment,
+// scanning from offset off. done reports that a limit was reached.
+func readSegment(v segView, off int64, next, vis uint64, recs []Record, bytes, maxRecords, maxBytes int) ([]Record, int, uint64, bool, error) {
+	done := false
+	err := scanFrames(v, off, func(f decodedFrame) bool {
+		if f.index < next {
+			return false
+		}
+		if f.index >= vis || (len(recs) > 0 && (len(recs) >= maxRecords || bytes+len(f.data) > maxBytes)) {
+			done = true
+			return true
+		}
+		recs = append(recs, Record{Seq: Seq{Index: f.index}, PartitionKey: string(f.key), Data: f.data, Arrival: f.arrival, Producer: f.producer})
+		bytes += len(f.data)
+		next = f.index + 1
+		return false
+	})
+	return recs, bytes, next, done, err
 }
 
 // seekTime returns the index of the first record that arrived at or after t.
@@ -523,43 +517,18 @@ func (sh *shardLog) seekTime(t int64) (uint64, error) {
 		if v.count == 0 {
 			continue
 		}
-		off := int64(0)
-		if i := sort.Search(len(v.index), func(i int) bool { return v.index[i].arrival >= t }); i > 0 {
-			off = v.index[i-1].offset
+		found, at := false, uint64(0)
+		err := scanFrames(v, offsetBefore(v.index, t), func(f decodedFrame) bool {
+			if f.arrival >= t || f.index >= vis {
+				found, at = true, min(f.index, vis)
+			}
+			return found
+		})
+		if err != nil {
+			return 0, err
 		}
-		// Scan forward from the index point for the first arrival >= t.
-		for off < v.size {
-			n := int64(256 << 10)
-			if rem := v.size - off; rem < n {
-				n = rem
-			}
-			buf := make([]byte, n)
-			if _, err := v.file.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-				return 0, err
-			}
-			p := buf
-			for len(p) > 0 {
-				f, err := decodeFrame(p)
-				if err == errShortFrame {
-					if len(p) == len(buf) {
-						// One frame larger than the chunk: skip by its header.
-						off += int64(frameHeader + int(be32(p)))
-						p = nil
-					}
-					break
-				}
-				if err != nil {
-					return 0, err
-				}
-				if f.arrival >= t || f.index >= vis {
-					if f.index > vis {
-						return vis, nil
-					}
-					return f.index, nil
-				}
-				off += int64(f.size)
-				p = p[f.size:]
-			}
+		if found {
+			return at, nil
 		}
 	}
 	return vis, nil

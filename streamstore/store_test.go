@@ -453,3 +453,40 @@ func TestConcurrentAppendsAcrossSegmentRolls(t *testing.T) {
 		t.Fatalf("%d records, want %d", n, want)
 	}
 }
+
+// Records larger than a read chunk (256 KiB) read back whole, and time
+// seeks step over them.
+func TestLargeRecordsReadBackAndSeekOver(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now})
+	s.CreateStream(StreamConfig{Name: "s", Shards: 1, MaxRecordKiB: 4096})
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	mustAppend(t, s, "s", entry("k", "before"))
+	clk.Add(time.Second)
+	bigAt := clk.Now()
+	mustAppend(t, s, "s", Entry{PartitionKey: "k", Data: big})
+	clk.Add(time.Second)
+	after := clk.Now()
+	mustAppend(t, s, "s", entry("k", "after"))
+	recs := readAll(t, s, "s", ShardID(0))
+	if len(recs) != 3 || string(recs[0].Data) != "before" || string(recs[2].Data) != "after" || len(recs[1].Data) != len(big) {
+		t.Fatalf("read %d records", len(recs))
+	}
+	for i := range big {
+		if recs[1].Data[i] != big[i] {
+			t.Fatalf("large record differs at byte %d", i)
+		}
+	}
+	i, err := s.Seek("s", ShardID(0), Position{Type: AtTimestamp, Time: after})
+	if err != nil || i != recs[2].Seq.Index {
+		t.Fatalf("seek past the large record: %d %v, want %d", i, err, recs[2].Seq.Index)
+	}
+	// A time the large record answers: the scan must look at it, not skip it.
+	i, err = s.Seek("s", ShardID(0), Position{Type: AtTimestamp, Time: bigAt.Add(-time.Millisecond)})
+	if err != nil || i != recs[1].Seq.Index {
+		t.Fatalf("seek to the large record: %d %v, want %d", i, err, recs[1].Seq.Index)
+	}
+}

@@ -22,16 +22,16 @@ func Errorf(code, format string, args ...any) *Error {
 
 // Common error codes of the JSON 1.1 services.
 const (
-	CodeSerialization     = "SerializationException"
-	CodeUnknownOperation  = "UnknownOperationException"
-	CodeValidation        = "ValidationException"
-	CodeInvalidArgument   = "InvalidArgumentException"
-	CodeResourceNotFound  = "ResourceNotFoundException"
-	CodeResourceInUse     = "ResourceInUseException"
-	CodeLimitExceeded     = "LimitExceededException"
-	CodeInternalFailure   = "InternalFailure"
-	CodeAccessDenied      = "AccessDeniedException"
-	CodeServiceUnavailble = "ServiceUnavailableException"
+	CodeSerialization      = "SerializationException"
+	CodeUnknownOperation   = "UnknownOperationException"
+	CodeValidation         = "ValidationException"
+	CodeInvalidArgument    = "InvalidArgumentException"
+	CodeResourceNotFound   = "ResourceNotFoundException"
+	CodeResourceInUse      = "ResourceInUseException"
+	CodeLimitExceeded      = "LimitExceededException"
+	CodeInternalFailure    = "InternalFailure"
+	CodeAccessDenied       = "AccessDeniedException"
+	CodeServiceUnavailable = "ServiceUnavailableException"
 )
 
 // Validator collects constraint violations and reports them the way AWS
