@@ -969,3 +969,21 @@ func (s *Store) ShardFor(name, partitionKey string, explicit *HashKey) (string, 
 	routes := st.routes
 	return routes[sort.Search(len(routes), func(k int) bool { return routes[k].end.Cmp(h) >= 0 })].id, nil
 }
+
+// Limits is what the data path needs of a stream, without copying its shards,
+// tags and consumers as Stream does.
+type Limits struct {
+	Created      time.Time
+	MaxRecordKiB int
+}
+
+// StreamLimits returns a stream's Limits.
+func (s *Store) StreamLimits(name string) (Limits, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.streams[name]
+	if !ok {
+		return Limits{}, fmt.Errorf("stream %s: %w", name, ErrNotFound)
+	}
+	return Limits{Created: st.info.Created, MaxRecordKiB: st.info.MaxRecordKiB}, nil
+}

@@ -177,6 +177,15 @@ func (a *API) stream(name string) (streamstore.StreamInfo, error) {
 	return info, nil
 }
 
+// limits fetches what the data path needs of a stream (no copy of its shards).
+func (a *API) limits(name string) (streamstore.Limits, error) {
+	l, err := a.store.StreamLimits(name)
+	if err != nil {
+		return l, a.storeError(name, err)
+	}
+	return l, nil
+}
+
 // storeError translates store errors to Kinesis errors: the one table of it.
 func (a *API) storeError(name string, err error) error {
 	var ae *awsapi.Error

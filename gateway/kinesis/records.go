@@ -80,7 +80,7 @@ func (a *API) putRecord(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := a.stream(name)
+	info, err := a.limits(name)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (a *API) putRecords(r *awsapi.Request) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	info, err := a.stream(name)
+	info, err := a.limits(name)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func (a *API) getRecords(r *awsapi.Request) (any, error) {
 		return nil, awsapi.Errorf(codeExpiredIterator, "Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.",
 			it.issued.UTC().Format(time.RFC1123), now.UTC().Format(time.RFC1123), iteratorTTL.Milliseconds())
 	}
-	info, err := a.stream(it.stream)
+	info, err := a.limits(it.stream)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,11 @@ func (a *API) getRecords(r *awsapi.Request) (any, error) {
 	}
 	a.opts.Metrics.recordGet(it.stream, it.shard, len(res.Records), bytes, res.Records, time.Since(start))
 	if res.EndOfShard {
-		out.ChildShards = childShards(&info, it.shard)
+		full, err := a.stream(it.stream) // the lineage, needed only at a shard's end
+		if err != nil {
+			return nil, err
+		}
+		out.ChildShards = childShards(&full, it.shard)
 	} else {
 		next := a.sealIterator(shardIterator{issued: now, stream: it.stream, created: it.created, shard: it.shard, index: res.Next})
 		out.NextShardIterator = &next
