@@ -14,9 +14,13 @@ const frameHeader = 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// MaxRecordBytes is the largest record a stream can be configured to take:
+// video fragments need far more than Kinesis's 1 MiB.
+const MaxRecordBytes = 64 << 20
+
 // maxFrame bounds a payload so a damaged length field cannot make a reader
-// allocate gigabytes: the largest record (10 MiB) plus its key and header.
-const maxFrame = 10<<20 + 1024 + 64
+// allocate gigabytes: the largest record plus its key and header.
+const maxFrame = MaxRecordBytes + 1024 + 64
 
 var (
 	errShortFrame = errors.New("short frame")

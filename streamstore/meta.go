@@ -45,6 +45,14 @@ type Consumer struct {
 	Created time.Time
 }
 
+// Retention is how long the stream keeps records.
+func (s *StreamInfo) Retention() time.Duration {
+	if s.RetentionHours == 0 {
+		return LiveRetention
+	}
+	return time.Duration(s.RetentionHours) * time.Hour
+}
+
 // StartSeq is the first sequence number the shard can hold.
 func (s ShardInfo) StartSeq() Seq { return Seq{Gen: s.Gen, Shard: s.Num} }
 

@@ -38,6 +38,7 @@ type segment struct {
 	count     uint64 // records in the segment
 	firstTime int64  // arrival of the first record (0 when empty)
 	lastTime  int64  // arrival of the last record
+	producers producerRange
 	index     []indexEntry
 	sealed    bool
 }
@@ -72,8 +73,31 @@ type scanResult struct {
 	count     uint64
 	firstTime int64
 	lastTime  int64
+	producers producerRange
 	index     []indexEntry
 	torn      bool // bytes after the valid prefix
+}
+
+// producerRange is the span of producer timestamps in a segment. Producer
+// times need not be ordered (a camera's clock may jump), so a search by
+// producer time skips the segments whose span misses the range and scans the rest.
+type producerRange struct{ min, max int64 } // 0, 0: no record carries one
+
+func (p *producerRange) add(t int64) {
+	if t == 0 {
+		return
+	}
+	if p.min == 0 || t < p.min {
+		p.min = t
+	}
+	if t > p.max {
+		p.max = t
+	}
+}
+
+// overlaps reports whether the segment may hold a producer time in [from, to].
+func (p producerRange) overlaps(from, to int64) bool {
+	return p.max != 0 && p.max >= from && p.min <= to
 }
 
 // scanSegment reads a segment from the start and stops at the first frame
@@ -128,6 +152,7 @@ func scanSegment(f vfs.File, base uint64) (scanResult, error) {
 		if res.count == 0 {
 			res.firstTime = fr.arrival
 		}
+		res.producers.add(fr.producer)
 		res.lastTime = fr.arrival
 		res.count++
 		res.size += int64(fr.size)
@@ -139,11 +164,11 @@ func scanSegment(f vfs.File, base uint64) (scanResult, error) {
 // The index file of a sealed segment:
 //
 //	"SGIX" | uint32 version | uint64 count | int64 size | int64 first time | int64 last time |
-//	uint32 entries | entries (uint64 index, int64 offset, int64 arrival) | uint32 CRC32C of all before
+//	int64 min producer time | int64 max producer time | uint32 entries | entries (uint64 index, int64 offset, int64 arrival) | uint32 CRC32C of all before
 const (
 	indexMagic   = "SGIX"
-	indexVersion = 1
-	indexHeader  = 4 + 4 + 8 + 8 + 8 + 8 + 4
+	indexVersion = 2 // 1 lacked the producer range; such files are rebuilt
+	indexHeader  = 4 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4
 )
 
 func encodeIndex(g *segment) []byte {
@@ -154,6 +179,8 @@ func encodeIndex(g *segment) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(g.size))
 	b = binary.BigEndian.AppendUint64(b, uint64(g.firstTime))
 	b = binary.BigEndian.AppendUint64(b, uint64(g.lastTime))
+	b = binary.BigEndian.AppendUint64(b, uint64(g.producers.min))
+	b = binary.BigEndian.AppendUint64(b, uint64(g.producers.max))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(g.index)))
 	for _, e := range g.index {
 		b = binary.BigEndian.AppendUint64(b, e.index)
@@ -180,8 +207,9 @@ func decodeIndex(b []byte, base uint64) (scanResult, error) {
 		size:      int64(binary.BigEndian.Uint64(b[16:])),
 		firstTime: int64(binary.BigEndian.Uint64(b[24:])),
 		lastTime:  int64(binary.BigEndian.Uint64(b[32:])),
+		producers: producerRange{int64(binary.BigEndian.Uint64(b[40:])), int64(binary.BigEndian.Uint64(b[48:]))},
 	}
-	n := binary.BigEndian.Uint32(b[40:])
+	n := binary.BigEndian.Uint32(b[56:])
 	if uint64(len(body)-indexHeader) != uint64(n)*24 || res.size < 0 {
 		return scanResult{}, errBadIndex
 	}

@@ -36,6 +36,7 @@ type shardLog struct {
 	sealedUpTo  uint64 // every index below it is in a sealed (fsynced) segment
 	buf         []byte
 	rollBytes   int64
+	rollAge     time.Duration // set with rollBytes: segments older than this roll
 
 	// Lock order: syncMu before mu. Code holding mu never takes syncMu.
 	syncMu sync.Mutex
@@ -57,7 +58,7 @@ type shardLog struct {
 // segment starts past a gap so that no index a reader may have seen is reused.
 func openShardLog(opts *Options, dir string, gen, num uint32, gap bool, onBytes func(int64)) (*shardLog, error) {
 	fs := opts.FS
-	sh := &shardLog{fs: fs, dir: dir, gen: gen, num: num, opts: opts, notify: make(chan struct{}), onBytes: onBytes, rollBytes: opts.SegmentBytes}
+	sh := &shardLog{fs: fs, dir: dir, gen: gen, num: num, opts: opts, notify: make(chan struct{}), onBytes: onBytes, rollBytes: opts.SegmentBytes, rollAge: opts.SegmentMaxAge}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func (sh *shardLog) openSegment(base uint64, tail bool) (*segment, error) {
 }
 
 func (g *segment) apply(res scanResult) {
-	g.size, g.count, g.firstTime, g.lastTime, g.index = res.size, res.count, res.firstTime, res.lastTime, res.index
+	g.size, g.count, g.firstTime, g.lastTime, g.producers, g.index = res.size, res.count, res.firstTime, res.lastTime, res.producers, res.index
 }
 
 func (sh *shardLog) createSegment(base uint64) (*segment, error) {
@@ -239,7 +240,7 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 		now = sh.lastArrival // arrival times never go backwards within a shard
 	}
 	g := sh.segments[len(sh.segments)-1]
-	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.opts.SegmentMaxAge) {
+	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.rollAge) {
 		if err := sh.rollLocked(); err != nil {
 			return 0, 0, err
 		}
@@ -259,6 +260,10 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 			lastIndexed = off
 		}
 		buf = appendFrame(buf, first+uint64(i), now, r.producer, r.key, r.data)
+	}
+	producers := g.producers
+	for _, r := range recs {
+		producers.add(r.producer)
 	}
 	if cap(buf) <= 8<<20 {
 		sh.buf = buf
@@ -282,6 +287,7 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 	g.size += int64(len(buf))
 	g.count += uint64(len(recs))
 	g.lastTime = now
+	g.producers = producers
 	g.index = append(g.index, newIndex...)
 	sh.next += uint64(len(recs))
 	sh.lastArrival = now
@@ -376,6 +382,8 @@ type segView struct {
 	index []indexEntry
 	first int64
 	last  int64
+
+	producers producerRange
 }
 
 func (sh *shardLog) snapshot() []segView {
@@ -383,7 +391,7 @@ func (sh *shardLog) snapshot() []segView {
 	defer sh.mu.RUnlock()
 	views := make([]segView, len(sh.segments))
 	for i, g := range sh.segments {
-		views[i] = segView{g.base, g.file, g.size, g.count, g.index, g.firstTime, g.lastTime}
+		views[i] = segView{g.base, g.file, g.size, g.count, g.index, g.firstTime, g.lastTime, g.producers}
 	}
 	return views
 }
@@ -571,11 +579,11 @@ func (sh *shardLog) oldest() (int64, bool) {
 
 // rollIfIdle seals an active segment whose first record is older than maxAge,
 // so time retention can delete it even when no new record arrives.
-func (sh *shardLog) rollIfIdle(now int64, maxAge time.Duration) {
+func (sh *shardLog) rollIfIdle(now int64) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	g := sh.segments[len(sh.segments)-1]
-	if sh.fault != nil || sh.closed || g.count == 0 || time.Duration(now-g.firstTime) < maxAge {
+	if sh.fault != nil || sh.closed || g.count == 0 || time.Duration(now-g.firstTime) < sh.rollAge {
 		return
 	}
 	if err := sh.rollLocked(); err != nil {

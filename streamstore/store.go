@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,7 @@ func (s *Store) openShard(st *stream, sh ShardInfo) error {
 	if sh.Closed {
 		log.closed = true
 	}
-	log.rollBytes = s.rollBytes(&st.info)
+	log.rollBytes, log.rollAge = s.rollBytes(&st.info), s.rollAge(&st.info)
 	onBytes(log.diskBytes.Load())
 	st.logs[sh.ID] = log
 	return nil
@@ -125,6 +126,12 @@ func (s *Store) rollBytes(info *StreamInfo) int64 {
 		n = min(n, max(s.opts.DiskBudget/16, 64<<10))
 	}
 	return n
+}
+
+// rollAge bounds a segment's age so retention, which deletes whole segments,
+// keeps roughly what it promises even for short (live-only) retention.
+func (s *Store) rollAge(info *StreamInfo) time.Duration {
+	return min(s.opts.SegmentMaxAge, max(info.Retention()/4, time.Second))
 }
 
 func (st *stream) rebuildRoutes() {
@@ -178,7 +185,8 @@ func (s *Store) closeLogs() {
 type StreamConfig struct {
 	Name           string
 	Shards         int
-	RetentionHours int // default 24
+	RetentionHours int  // default 24
+	LiveOnly       bool // keep only LiveRetention of data (RetentionHours is then 0)
 	OnDemand       bool
 	MaxRecordKiB   int   // default 1024
 	DiskBudget     int64 // 0: none
@@ -186,7 +194,21 @@ type StreamConfig struct {
 	Labels         map[string]string
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+// A stream name may carry a namespace ("video/cam1"): video streams live apart
+// from data streams, so the two may share a name as on AWS.
+var validName = regexp.MustCompile(`^(?:[a-z]+/)?[a-zA-Z0-9_.-]{1,256}$`)
+
+// Namespace returns the namespace part of a stream name ("" for data streams).
+func Namespace(name string) string {
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// LiveRetention is how long a LiveOnly stream keeps data: enough for live
+// readers that fall behind, like AWS's host buffer for unpersisted video.
+const LiveRetention = 5 * time.Minute
 
 // Limits the store enforces; protocol layers validate earlier with their own messages.
 const (
@@ -203,11 +225,16 @@ func (s *Store) CreateStream(cfg StreamConfig) (StreamInfo, error) {
 	if cfg.Shards < 1 || cfg.Shards > MaxShards {
 		return StreamInfo{}, fmt.Errorf("shard count %d: %w", cfg.Shards, ErrInvalid)
 	}
-	if cfg.RetentionHours == 0 {
+	if cfg.LiveOnly {
+		cfg.RetentionHours = 0
+	} else if cfg.RetentionHours == 0 {
 		cfg.RetentionHours = MinRetentionHours
 	}
 	if cfg.MaxRecordKiB == 0 {
 		cfg.MaxRecordKiB = 1024
+	}
+	if cfg.MaxRecordKiB < 0 || cfg.MaxRecordKiB > MaxRecordBytes>>10 {
+		return StreamInfo{}, fmt.Errorf("record limit %d KiB: %w", cfg.MaxRecordKiB, ErrInvalid)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -222,7 +249,7 @@ func (s *Store) CreateStream(cfg StreamConfig) (StreamInfo, error) {
 		Name: cfg.Name, Created: now, RetentionHours: cfg.RetentionHours, OnDemand: cfg.OnDemand,
 		MaxRecordKiB: cfg.MaxRecordKiB, DiskBudget: cfg.DiskBudget, Tags: cloneMap(cfg.Tags), Labels: cloneMap(cfg.Labels),
 		// A new directory per incarnation: a re-created stream never sees old files.
-		Dir: fmt.Sprintf("%s@%d", cfg.Name, now.UnixNano()),
+		Dir: fmt.Sprintf("%s@%d", strings.ReplaceAll(cfg.Name, "/", "~"), now.UnixNano()),
 	}
 	starts := splitSpace(HashKey{}, MaxHashKey, cfg.Shards)
 	for i := range cfg.Shards {
@@ -315,7 +342,7 @@ func (s *Store) UpdateStream(name string, fn func(*StreamInfo) error) (StreamInf
 	st.info = info
 	for _, log := range st.logs {
 		log.mu.Lock()
-		log.rollBytes = s.rollBytes(&info)
+		log.rollBytes, log.rollAge = s.rollBytes(&info), s.rollAge(&info)
 		log.mu.Unlock()
 	}
 	return info.clone(), nil
@@ -820,7 +847,7 @@ func (s *Store) EnforceRetention() {
 	var items []item
 	s.mu.RLock()
 	for name, st := range s.streams {
-		it := item{name: name, cutoff: now.Add(-time.Duration(st.info.RetentionHours) * time.Hour).UnixNano()}
+		it := item{name: name, cutoff: now.Add(-st.info.Retention()).UnixNano()}
 		for _, sh := range st.info.Shards {
 			it.logs = append(it.logs, st.logs[sh.ID])
 			if sh.Closed {
@@ -832,7 +859,7 @@ func (s *Store) EnforceRetention() {
 	s.mu.RUnlock()
 	for _, it := range items {
 		for _, log := range it.logs {
-			log.rollIfIdle(now.UnixNano(), s.opts.SegmentMaxAge)
+			log.rollIfIdle(now.UnixNano())
 			for {
 				freed := log.dropOldest(func(_, last int64) bool { return last >= it.cutoff })
 				if freed == 0 {

@@ -88,9 +88,22 @@ func (a *API) createStream(r *awsapi.Request) (any, error) {
 	return struct{}{}, nil
 }
 
+// dataStreams lists the store's data streams, without the namespaced
+// (video) streams that share the store.
+func (a *API) dataStreams() []streamstore.StreamInfo {
+	all := a.store.Streams()
+	out := all[:0]
+	for _, s := range all {
+		if streamstore.Namespace(s.Name) == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // accountUsage counts open shards and on-demand streams.
 func (a *API) accountUsage() (openShards, onDemand int) {
-	for _, s := range a.store.Streams() {
+	for _, s := range a.dataStreams() {
 		openShards += len(s.OpenShards())
 		if s.OnDemand {
 			onDemand++
@@ -217,7 +230,7 @@ func (a *API) listStreams(r *awsapi.Request) (any, error) {
 		}
 		after = string(b)
 	}
-	streams := a.store.Streams()
+	streams := a.dataStreams()
 	i := sort.Search(len(streams), func(i int) bool { return streams[i].Name > after })
 	out := listStreamsOutput{StreamNames: []string{}, StreamSummaries: []streamSummary{}}
 	for ; i < len(streams) && len(out.StreamNames) < limit; i++ {

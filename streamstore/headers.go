@@ -1,0 +1,158 @@
+package streamstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// RecordHeader is a record without its data: what a listing needs. Reading
+// headers costs one small read per record however large the records are, so
+// listing video fragments does not read the video.
+type RecordHeader struct {
+	Seq          Seq
+	PartitionKey string
+	Size         int   // bytes of data
+	Arrival      int64 // Unix ns
+	Producer     int64 // Unix ns, 0 when unknown
+}
+
+// TimeKind selects which timestamp a time search uses.
+type TimeKind int
+
+const (
+	ArrivalTime  TimeKind = iota // server time: ordered within a shard, found through the index
+	ProducerTime                 // producer time: unordered, found through each segment's range
+)
+
+// Headers calls fn with the header of each visible record whose kind of time
+// is in [from, to], in sequence order, until fn returns false.
+func (s *Store) Headers(name, shardID string, kind TimeKind, from, to int64, fn func(RecordHeader) bool) error {
+	_, log, _, err := s.lookup(name, shardID)
+	if err != nil {
+		return err
+	}
+	if from > to {
+		return nil
+	}
+	vis := log.visible.Load()
+	views := log.snapshot()
+	k := 0
+	if kind == ArrivalTime {
+		k = sort.Search(len(views), func(k int) bool { return views[k].count > 0 && views[k].last >= from })
+	}
+	for ; k < len(views); k++ {
+		v := views[k]
+		if v.count == 0 || v.base >= vis {
+			continue
+		}
+		off := int64(0)
+		switch kind {
+		case ArrivalTime:
+			if v.first > to {
+				return nil
+			}
+			off = offsetBefore(v.index, from)
+		case ProducerTime:
+			if !v.producers.overlaps(from, to) {
+				continue
+			}
+		}
+		stop := false
+		err := scanHeaders(v, off, func(h RecordHeader) bool {
+			if h.Seq.Index >= vis {
+				stop = true
+				return false
+			}
+			t := h.Arrival
+			if kind == ProducerTime {
+				t = h.Producer
+			}
+			if kind == ArrivalTime && t > to {
+				stop = true
+				return false
+			}
+			if t < from || t > to {
+				return true
+			}
+			h.Seq.Gen, h.Seq.Shard = log.gen, log.num
+			stop = !fn(h)
+			return !stop
+		})
+		if err != nil {
+			return err
+		}
+		if stop {
+			return nil
+		}
+	}
+	return nil
+}
+
+// headerWindow is how much scanHeaders reads at a time: many small frames'
+// headers at once, or one large frame's header without reading its data.
+const headerWindow = 4 << 10
+
+// scanHeaders calls fn with the header of each frame of a segment from offset
+// off until fn returns false. Only headers are read; the CRC, which covers
+// the data, is checked by the reads that return data.
+func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
+	buf := make([]byte, headerWindow)
+	var win []byte   // bytes read at winOff
+	var winOff int64 // file offset of win[0]
+	for off < v.size {
+		rel := off - winOff
+		atEnd := winOff+int64(len(win)) >= v.size
+		if win == nil || rel < 0 || rel >= int64(len(win)) || (rel+frameHeader+24+binary.MaxVarintLen64 > int64(len(win)) && !atEnd) {
+			n := min(int64(len(buf)), v.size-off)
+			m, err := v.file.ReadAt(buf[:n], off)
+			if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
+				return err
+			}
+			win, winOff, rel = buf[:m], off, 0
+		}
+		h, keyStart, keyLen, err := decodeHeader(win[rel:])
+		if err != nil {
+			return fmt.Errorf("segment %d offset %d: %w", v.base, off, err)
+		}
+		if k := int(rel) + keyStart; k+keyLen <= len(win) {
+			h.PartitionKey = string(win[k : k+keyLen])
+		} else {
+			// A key longer than the window: read it on its own.
+			key := make([]byte, keyLen)
+			if _, err := v.file.ReadAt(key, off+int64(keyStart)); err != nil {
+				return err
+			}
+			h.PartitionKey = string(key)
+		}
+		if !fn(h) {
+			return nil
+		}
+		off += int64(frameHeader) + int64(binary.BigEndian.Uint32(win[rel:]))
+	}
+	return nil
+}
+
+// decodeHeader parses a frame's header from the start of b: the record
+// header (without its key) and where in b the key starts and how long it is.
+func decodeHeader(b []byte) (h RecordHeader, keyStart, keyLen int, err error) {
+	if len(b) < frameHeader+24+1 {
+		return h, 0, 0, errBadFrame
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n < 25 || n > maxFrame {
+		return h, 0, 0, errBadFrame
+	}
+	p := b[frameHeader:]
+	h.Seq.Index = binary.BigEndian.Uint64(p)
+	h.Arrival = int64(binary.BigEndian.Uint64(p[8:]))
+	h.Producer = int64(binary.BigEndian.Uint64(p[16:]))
+	klen, k := binary.Uvarint(p[24:])
+	if k <= 0 || klen > uint64(n)-24-uint64(k) {
+		return h, 0, 0, errBadFrame
+	}
+	h.Size = int(uint64(n) - 24 - uint64(k) - klen)
+	return h, frameHeader + 24 + k, int(klen), nil
+}

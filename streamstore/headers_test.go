@@ -1,0 +1,142 @@
+package streamstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHeadersMatchFullReads lists records by arrival and by producer time
+// and checks each header against the record read in full, over a mix of
+// large records (one read per header) and small ones (many per window),
+// across segment rolls and a reopen.
+func TestHeadersMatchFullReads(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	s := openTest(t, Options{Dir: dir, Now: clk.Now, SegmentBytes: 1 << 20})
+	if _, err := s.CreateStream(StreamConfig{Name: "video/cam", Shards: 1, MaxRecordKiB: 50 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	base := clk.Now()
+	for i := range 60 {
+		size := 10 + i*7
+		if i%3 == 0 {
+			size = 300<<10 + i // larger than the header window and the index spacing
+		}
+		key := fmt.Sprintf("k%d", i)
+		if i == 7 {
+			key = strings.Repeat("long-key", 700) // longer than the header window
+		}
+		// Producer time runs backwards for the second half: a clock reset.
+		producer := base.Add(time.Duration(i) * time.Second)
+		if i >= 30 {
+			producer = base.Add(-time.Hour + time.Duration(i)*time.Second)
+		}
+		mustAppend(t, s, "video/cam", Entry{PartitionKey: key, Data: bytes.Repeat([]byte{byte(i)}, size), Producer: producer.UnixNano()})
+		clk.Add(time.Second)
+	}
+	check := func(s *Store) {
+		all := readAll(t, s, "video/cam", ShardID(0))
+		if len(all) != 60 {
+			t.Fatalf("read %d records", len(all))
+		}
+		list := func(kind TimeKind, from, to time.Time) []RecordHeader {
+			var hs []RecordHeader
+			if err := s.Headers("video/cam", ShardID(0), kind, from.UnixNano(), to.UnixNano(), func(h RecordHeader) bool {
+				hs = append(hs, h)
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return hs
+		}
+		match := func(hs []RecordHeader, want func(r Record) bool) {
+			t.Helper()
+			var exp []Record
+			for _, r := range all {
+				if want(r) {
+					exp = append(exp, r)
+				}
+			}
+			if len(hs) != len(exp) {
+				t.Fatalf("listed %d, want %d", len(hs), len(exp))
+			}
+			for i, h := range hs {
+				r := exp[i]
+				if h.Seq != r.Seq || h.PartitionKey != r.PartitionKey || h.Size != len(r.Data) || h.Arrival != r.Arrival || h.Producer != r.Producer {
+					t.Fatalf("header %d = %+v, record has seq %v key %.10q size %d", i, h, r.Seq, r.PartitionKey, len(r.Data))
+				}
+			}
+		}
+		from, to := base.Add(10*time.Second), base.Add(40*time.Second)
+		match(list(ArrivalTime, from, to), func(r Record) bool {
+			return r.Arrival >= from.UnixNano() && r.Arrival <= to.UnixNano()
+		})
+		match(list(ArrivalTime, base.Add(-time.Hour), base.Add(time.Hour)), func(Record) bool { return true })
+		pf, pt := base.Add(-time.Hour+35*time.Second), base.Add(5*time.Second)
+		match(list(ProducerTime, pf, pt), func(r Record) bool {
+			return r.Producer >= pf.UnixNano() && r.Producer <= pt.UnixNano()
+		})
+		if hs := list(ArrivalTime, to, from); len(hs) != 0 {
+			t.Fatalf("reversed range listed %d", len(hs))
+		}
+		// Stopping early stops.
+		n := 0
+		s.Headers("video/cam", ShardID(0), ArrivalTime, 0, base.Add(time.Hour).UnixNano(), func(RecordHeader) bool { n++; return n < 3 })
+		if n != 3 {
+			t.Fatalf("fn called %d times after asking to stop at 3", n)
+		}
+	}
+	check(s)
+	s.Close()
+	check(openTest(t, Options{Dir: dir, Now: clk.Now, SegmentBytes: 1 << 20}))
+}
+
+func TestNamespacesKeepVideoAndDataStreamsApart(t *testing.T) {
+	s := openTest(t, Options{})
+	for _, name := range []string{"cam", "video/cam"} {
+		if _, err := s.CreateStream(StreamConfig{Name: name, Shards: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAppend(t, s, "video/cam", entry("k", "frag"))
+	if got := readAll(t, s, "cam", ShardID(0)); len(got) != 0 {
+		t.Fatalf("data stream sees %d records of the video stream", len(got))
+	}
+	if Namespace("video/cam") != "video" || Namespace("cam") != "" {
+		t.Fatal("Namespace")
+	}
+	for _, bad := range []string{"Video/cam", "video/", "/cam", "a/b/c", "video/c m"} {
+		if _, err := s.CreateStream(StreamConfig{Name: bad, Shards: 1}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CreateStream(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestLiveOnlyStreamKeepsMinutes(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now})
+	info, err := s.CreateStream(StreamConfig{Name: "video/live", Shards: 1, LiveOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.RetentionHours != 0 || info.Retention() != LiveRetention {
+		t.Fatalf("retention %d h / %v", info.RetentionHours, info.Retention())
+	}
+	for range 20 {
+		mustAppend(t, s, "video/live", entry("k", "fragment"))
+		clk.Add(30 * time.Second)
+		s.EnforceRetention()
+	}
+	recs := readAll(t, s, "video/live", ShardID(0))
+	if len(recs) == 0 || len(recs) == 20 {
+		t.Fatalf("kept %d of 20 records over 10 minutes", len(recs))
+	}
+	oldest := time.Unix(0, recs[0].Arrival)
+	if age := clk.Now().Sub(oldest); age > LiveRetention+LiveRetention/4+30*time.Second {
+		t.Fatalf("oldest kept record is %v old", age)
+	}
+}
