@@ -140,3 +140,24 @@ func TestLiveOnlyStreamKeepsMinutes(t *testing.T) {
 		t.Fatalf("oldest kept record is %v old", age)
 	}
 }
+
+func TestRequestedArrivalIsKeptButNeverLaterThanNowOrEarlierThanThePrevious(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Now: clk.Now})
+	s.CreateStream(StreamConfig{Name: "video/a", Shards: 1})
+	now := clk.Now()
+	for _, a := range []time.Time{now.Add(-2 * time.Second), now.Add(-3 * time.Second), now.Add(time.Hour), {}} {
+		e := entry("k", "d")
+		if !a.IsZero() {
+			e.Arrival = a.UnixNano()
+		}
+		mustAppend(t, s, "video/a", e)
+	}
+	recs := readAll(t, s, "video/a", ShardID(0))
+	want := []time.Time{now.Add(-2 * time.Second), now.Add(-2 * time.Second), now, now}
+	for i, r := range recs {
+		if r.Arrival != want[i].UnixNano() {
+			t.Errorf("record %d arrival %v, want %v", i, time.Unix(0, r.Arrival).UTC(), want[i])
+		}
+	}
+}

@@ -223,18 +223,20 @@ type pending struct {
 	key      string
 	data     []byte
 	producer int64
+	arrival  int64 // requested arrival (0: now); append sets the one it used
 }
 
 // append writes records to the active segment and returns the index of the
-// first. The records are not durable yet: see waitDurable.
-func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
+// first; each record's arrival is set to the one it got. The records are not
+// durable yet: see waitDurable.
+func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.fault != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+		return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
 	}
 	if sh.closed {
-		return 0, 0, ErrShardClosed
+		return 0, ErrShardClosed
 	}
 	if now < sh.lastArrival {
 		now = sh.lastArrival // arrival times never go backwards within a shard
@@ -242,9 +244,20 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 	g := sh.segments[len(sh.segments)-1]
 	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.rollAge) {
 		if err := sh.rollLocked(); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		g = sh.segments[len(sh.segments)-1]
+	}
+	// Arrival times never go backwards within a shard; a requested one (a
+	// fragment's first packet) may be earlier than now, never later.
+	t := sh.lastArrival
+	for i := range recs {
+		if a := recs[i].arrival; a > 0 && a < now {
+			t = max(t, a)
+		} else {
+			t = now
+		}
+		recs[i].arrival = t
 	}
 	first := sh.next
 	buf := sh.buf[:0]
@@ -256,10 +269,10 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 	for i, r := range recs {
 		off := g.size + int64(len(buf))
 		if off-lastIndexed >= indexEvery {
-			newIndex = append(newIndex, indexEntry{first + uint64(i), off, now})
+			newIndex = append(newIndex, indexEntry{first + uint64(i), off, r.arrival})
 			lastIndexed = off
 		}
-		buf = appendFrame(buf, first+uint64(i), now, r.producer, r.key, r.data)
+		buf = appendFrame(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
 	}
 	producers := g.producers
 	for _, r := range recs {
@@ -273,29 +286,29 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, int64, error) {
 		// good frame again. If even that fails, the tail is unknown: fault.
 		if terr := g.file.Truncate(g.size); terr != nil {
 			sh.fault = fmt.Errorf("write: %v; truncate: %v", err, terr)
-			return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+			return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
 		}
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return 0, 0, fmt.Errorf("%w: %v", ErrNoSpace, err)
+			return 0, fmt.Errorf("%w: %v", ErrNoSpace, err)
 		}
 		sh.fault = fmt.Errorf("write: %w", err)
-		return 0, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+		return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
 	}
 	if g.count == 0 {
-		g.firstTime = now
+		g.firstTime = recs[0].arrival
 	}
 	g.size += int64(len(buf))
 	g.count += uint64(len(recs))
-	g.lastTime = now
+	g.lastTime = t
 	g.producers = producers
 	g.index = append(g.index, newIndex...)
 	sh.next += uint64(len(recs))
-	sh.lastArrival = now
+	sh.lastArrival = t
 	sh.addBytes(int64(len(buf) + 24*len(newIndex)))
 	if sh.opts.Fsync != FsyncAlways {
 		sh.publish(sh.next)
 	}
-	return first, now, nil
+	return first, nil
 }
 
 func (sh *shardLog) addBytes(n int64) {

@@ -354,6 +354,7 @@ type Entry struct {
 	ExplicitHashKey *HashKey // overrides the MD5 of the partition key
 	Data            []byte
 	Producer        int64 // producer timestamp, Unix ns (0: none)
+	Arrival         int64 // server timestamp, Unix ns (0: now); never later than now
 }
 
 // Appended is the outcome of appending one Entry.
@@ -419,18 +420,18 @@ func (s *Store) Append(name string, entries []Entry) ([]Appended, error) {
 				order = append(order, g)
 			}
 			g.idx = append(g.idx, i)
-			g.recs = append(g.recs, pending{e.PartitionKey, e.Data, e.Producer})
+			g.recs = append(g.recs, pending{e.PartitionKey, e.Data, e.Producer, e.Arrival})
 		}
 		todo = todo[:0]
 		now := s.opts.Now().UnixNano()
 		for _, g := range order {
-			first, arrival, err := g.log.append(g.recs, now)
+			first, err := g.log.append(g.recs, now)
 			if errors.Is(err, ErrShardClosed) && attempt < 3 {
 				todo = append(todo, g.idx...) // resharded meanwhile: route again
 				continue
 			}
 			for k, i := range g.idx {
-				out[i] = Appended{ShardID: g.id, Seq: Seq{g.log.gen, g.log.num, first + uint64(k)}, Arrival: arrival, Err: err}
+				out[i] = Appended{ShardID: g.id, Seq: Seq{g.log.gen, g.log.num, first + uint64(k)}, Arrival: g.recs[k].arrival, Err: err}
 			}
 			if err == nil {
 				g.first = first
