@@ -14,6 +14,7 @@ import (
 
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
+	"github.com/streamgate/streamgate/media"
 )
 
 // Every API request passes the authenticator before its operation runs, and
@@ -88,36 +89,79 @@ func (a *authenticator) authenticate(r *http.Request, body []byte, service strin
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	key, err := a.verifier.Verify(r, body, service)
 	if err != nil {
-		a.mu.Lock()
-		f := a.failures[ip]
-		if time.Since(f.last) > time.Minute {
-			f.count = 0
-		}
-		f.count++
-		f.last = time.Now()
-		a.failures[ip] = f
-		if len(a.failures) > 10000 {
-			a.failures = map[string]failure{} // bound memory under a spray of addresses
-		}
-		a.mu.Unlock()
 		var ae *auth.Error
 		if errors.As(err, &ae) {
 			// Who failed and why; never the secret or the signature.
-			a.log.Info("authentication failed", "remote", ip, "access_key", accessKeyOf(r), "code", ae.Code, "failures", f.count)
-		}
-		time.Sleep(failureDelay(f.count))
-		if errors.As(err, &ae) {
+			a.failed(ip, "sigv4", accessKeyOf(r), ae.Code)
 			return nil, &awsapi.Error{Code: ae.Code, Message: ae.Message, Status: ae.Status}
 		}
+		a.failed(ip, "sigv4", accessKeyOf(r), "error")
 		return nil, err
 	}
-	a.mu.Lock()
-	delete(a.failures, ip)
-	a.mu.Unlock()
+	a.succeeded(ip)
 	if !a.allow(key, time.Now()) {
 		return nil, awsapi.Errorf(awsapi.CodeLimitExceeded, "Rate exceeded for access key %s (%g requests per second).", key.ID, key.RequestsPerSecond)
 	}
 	return principal{key: key, account: a.account}, nil
+}
+
+// failed records an authentication failure from ip, logs it (never the
+// secret) and sleeps the brute-force delay.
+func (a *authenticator) failed(ip, method, keyID, code string) {
+	a.mu.Lock()
+	f := a.failures[ip]
+	if time.Since(f.last) > time.Minute {
+		f.count = 0
+	}
+	f.count++
+	f.last = time.Now()
+	a.failures[ip] = f
+	if len(a.failures) > 10000 {
+		a.failures = map[string]failure{} // bound memory under a spray of addresses
+	}
+	a.mu.Unlock()
+	if len(keyID) > 64 {
+		keyID = keyID[:64]
+	}
+	a.log.Info("authentication failed", "remote", ip, "method", method, "access_key", keyID, "code", code, "failures", f.count)
+	time.Sleep(failureDelay(f.count))
+}
+
+func (a *authenticator) succeeded(ip string) {
+	a.mu.Lock()
+	delete(a.failures, ip)
+	a.mu.Unlock()
+}
+
+// mediaAuth authenticates RTSP clients with the same access keys: the key ID
+// as user name, the secret as password (Basic or Digest), and authorizes
+// publishing as kinesisvideo:PutMedia and reading as kinesisvideo:GetMedia
+// on the stream's ARN.
+func (a *authenticator) mediaAuth(streamARN func(name string) string) media.Authenticator {
+	return func(req media.AuthRequest) error {
+		ip := ""
+		if req.Remote != nil {
+			ip, _, _ = net.SplitHostPort(req.Remote.String())
+		}
+		if req.User == "" {
+			return media.ErrUnauthenticated // the first request of a client: it gets the challenge
+		}
+		key, ok := a.verifier.Keys.Lookup(req.User)
+		if !ok || !req.Verify(key.Secret) {
+			a.failed(ip, "rtsp", req.User, "bad credentials")
+			return media.ErrUnauthenticated
+		}
+		a.succeeded(ip)
+		action := "kinesisvideo:GetMedia"
+		if req.Publish {
+			action = "kinesisvideo:PutMedia"
+		}
+		if !key.Policy.Allows(action, streamARN(req.Stream)) {
+			a.log.Info("RTSP access denied", "remote", ip, "access_key", key.ID, "action", action, "stream", req.Stream)
+			return media.ErrForbidden
+		}
+		return nil
+	}
 }
 
 // writeProfile writes an AWS CLI/SDK config file with the admin key next to

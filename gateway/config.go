@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamgate/streamgate/media"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -16,7 +17,7 @@ import (
 type Config struct {
 	DataDir    string `yaml:"data_dir"`
 	HTTPAddr   string `yaml:"http_addr"`
-	RTSPAddr   string `yaml:"rtsp_addr"`   // reserved for video ingest
+	RTSPAddr   string `yaml:"rtsp_addr"`   // RTSP publishers, readers (TCP) and pull sources
 	MQTTAddr   string `yaml:"mqtt_addr"`   // reserved for the MQTT broker
 	WebRTCAddr string `yaml:"webrtc_addr"` // reserved for WHIP/WHEP
 	LogLevel   string `yaml:"log_level"`
@@ -42,6 +43,31 @@ type Config struct {
 
 	Storage StorageConfig `yaml:"storage"`
 	Kinesis KinesisConfig `yaml:"kinesis"`
+	Video   VideoConfig   `yaml:"video"`
+}
+
+// VideoConfig tunes video ingest (RTSP, the fragmenter) and the Kinesis
+// Video Streams API.
+type VideoConfig struct {
+	// RTSP over UDP: an even RTP port and the next one for RTCP. Empty: TCP only.
+	RTSPUDPRTPAddr  string `yaml:"rtsp_udp_rtp_addr"`
+	RTSPUDPRTCPAddr string `yaml:"rtsp_udp_rtcp_addr"`
+	// AutoCreate lets a publisher create the stream it publishes to, with
+	// AutoCreateRetentionHours of retention (0: live only).
+	AutoCreate               bool `yaml:"auto_create"`
+	AutoCreateRetentionHours int  `yaml:"auto_create_retention_hours"`
+	// TakeOver lets a new publisher replace a stream's current publisher;
+	// otherwise the newcomer is refused.
+	TakeOver bool `yaml:"take_over"`
+	// A fragment is cut at the first keyframe after FragmentDuration, and
+	// without one after MaxFragmentDuration.
+	FragmentDuration    time.Duration `yaml:"fragment_duration"`
+	MaxFragmentDuration time.Duration `yaml:"max_fragment_duration"`
+	// StreamFragmentDurations overrides FragmentDuration per stream.
+	StreamFragmentDurations map[string]time.Duration `yaml:"stream_fragment_durations"`
+	MaxFragmentBytes        ByteSize                 `yaml:"max_fragment_bytes"`
+	// Sources are cameras the gateway pulls (stream name -> RTSP URL).
+	Sources map[string]media.SourceConfig `yaml:"sources"`
 }
 
 // TLSConfig names a PEM certificate (chain) and key.
@@ -95,6 +121,14 @@ func DefaultConfig() Config {
 			StreamDiskBudgets: map[string]ByteSize{},
 		},
 		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20, MaxInflightBytes: 64 << 20},
+		Video: VideoConfig{
+			RTSPUDPRTPAddr: ":8000", RTSPUDPRTCPAddr: ":8001",
+			AutoCreate: true, AutoCreateRetentionHours: 24,
+			FragmentDuration: 2 * time.Second, MaxFragmentDuration: 10 * time.Second,
+			StreamFragmentDurations: map[string]time.Duration{},
+			MaxFragmentBytes:        50 << 20,
+			Sources:                 map[string]media.SourceConfig{},
+		},
 	}
 }
 
@@ -120,7 +154,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, "data_dir is empty")
 	}
-	for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr} {
+	for name, addr := range c.listeners() {
 		if addr == "" {
 			continue
 		}
@@ -140,7 +174,7 @@ func (c *Config) Validate() error {
 	case "sigv4":
 	case "none":
 		if !c.Insecure {
-			for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr} {
+			for name, addr := range c.listeners() {
 				if addr != "" && !isLoopback(addr) {
 					errs = append(errs, fmt.Sprintf("auth none with %s %q: anyone on the network could use the gateway; bind loopback (127.0.0.1:port) or also set insecure", name, addr))
 				}
@@ -162,6 +196,34 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("storage.stream_disk_budgets.%s must be positive", name))
 		}
 	}
+	v := &c.Video
+	if (v.RTSPUDPRTPAddr == "") != (v.RTSPUDPRTCPAddr == "") {
+		errs = append(errs, "video.rtsp_udp_rtp_addr and rtsp_udp_rtcp_addr go together")
+	}
+	if v.FragmentDuration <= 0 || v.MaxFragmentDuration < v.FragmentDuration || v.MaxFragmentDuration > 20*time.Second {
+		errs = append(errs, "video: want 0 < fragment_duration <= max_fragment_duration <= 20s")
+	}
+	for name, d := range v.StreamFragmentDurations {
+		if d <= 0 || d > v.MaxFragmentDuration {
+			errs = append(errs, fmt.Sprintf("video.stream_fragment_durations.%s must be in (0, max_fragment_duration]", name))
+		}
+	}
+	if v.MaxFragmentBytes < 1<<20 || v.MaxFragmentBytes > 64<<20 {
+		errs = append(errs, "video.max_fragment_bytes must be between 1MiB and 64MiB")
+	}
+	if v.AutoCreateRetentionHours < 0 || v.AutoCreateRetentionHours > 87600 {
+		errs = append(errs, "video.auto_create_retention_hours must be between 0 and 87600")
+	}
+	for name, src := range v.Sources {
+		if !strings.HasPrefix(src.URL, "rtsp://") && !strings.HasPrefix(src.URL, "rtsps://") {
+			errs = append(errs, fmt.Sprintf("video.sources.%s.url: want rtsp:// or rtsps://", name))
+		}
+		switch src.Transport {
+		case "", "tcp", "udp":
+		default:
+			errs = append(errs, fmt.Sprintf("video.sources.%s.transport %q: want tcp, udp or empty", name, src.Transport))
+		}
+	}
 	if c.Kinesis.MaxRequestBytes < 1<<20 {
 		errs = append(errs, "kinesis.max_request_bytes must be at least 1MiB")
 	}
@@ -169,6 +231,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// listeners are the configured listen addresses by config key.
+func (c *Config) listeners() map[string]string {
+	m := map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr}
+	if c.RTSPAddr != "" {
+		m["video.rtsp_udp_rtp_addr"], m["video.rtsp_udp_rtcp_addr"] = c.Video.RTSPUDPRTPAddr, c.Video.RTSPUDPRTCPAddr
+	}
+	return m
 }
 
 // ByteSize is a size in bytes that YAML may write as 64MiB, 2GB or 1048576.

@@ -20,6 +20,8 @@ import (
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/gateway/kinesis"
+	"github.com/streamgate/streamgate/gateway/kvs"
+	"github.com/streamgate/streamgate/media"
 	"github.com/streamgate/streamgate/streamstore"
 )
 
@@ -36,6 +38,8 @@ type Gateway struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	served     chan error
+
+	media *media.Server // nil when rtsp_addr is empty
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -94,7 +98,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		kopts.ShardWriteLimit = lim
 	}
-	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service())
+	video := kvs.New(store, kvs.Options{
+		Region: cfg.Region, Account: cfg.Account, AutoCreate: cfg.Video.AutoCreate, AutoRetentionHours: cfg.Video.AutoCreateRetentionHours,
+		FragmentDuration: cfg.Video.FragmentDuration, MaxFragmentDuration: cfg.Video.MaxFragmentDuration,
+		StreamFragmentDurations: cfg.Video.StreamFragmentDurations, MaxFragmentBytes: int(cfg.Video.MaxFragmentBytes),
+		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
+	})
+	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service(), video.Service())
+	var mediaAuth media.Authenticator
 	if cfg.Auth == "sigv4" {
 		keys, created, err := auth.OpenStore(cfg.DataDir, log.With("component", "auth"))
 		if err != nil {
@@ -105,8 +116,18 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		a := &authenticator{verifier: &auth.Verifier{Keys: keys, Region: cfg.Region}, account: cfg.Account, log: log.With("component", "auth"),
 			failures: map[string]failure{}, buckets: map[string]*bucket{}}
 		api.Auth = a.authenticate
+		mediaAuth = a.mediaAuth(video.StreamARN)
 	} else {
 		log.Warn("authentication is off (auth: none): every caller may do anything")
+	}
+
+	if cfg.RTSPAddr != "" {
+		g.media = media.NewServer(media.Config{
+			RTSPAddress: cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
+			Sink: video, Auth: mediaAuth, TakeOver: cfg.Video.TakeOver, Sources: cfg.Video.Sources,
+			Logger: log.With("component", "media"), Metrics: media.NewMetrics(g.reg),
+		})
+		video.SetLive(g.media)
 	}
 
 	mux := http.NewServeMux()
@@ -154,12 +175,21 @@ func (g *Gateway) Store() *streamstore.Store { return g.store }
 
 // Start binds the listeners and serves in the background.
 func (g *Gateway) Start() error {
+	if g.media != nil {
+		if err := g.media.Start(); err != nil {
+			return err
+		}
+		g.log.Info("serving RTSP", "addr", g.media.Addr().String(), "udp", g.cfg.Video.RTSPUDPRTPAddr != "")
+	}
 	if g.cfg.HTTPAddr == "" {
 		g.ready.Store(true)
 		return nil
 	}
 	ln, err := net.Listen("tcp", g.cfg.HTTPAddr)
 	if err != nil {
+		if g.media != nil {
+			g.media.Close()
+		}
 		return fmt.Errorf("http listener: %w", err)
 	}
 	g.ln = ln
@@ -194,6 +224,14 @@ func (g *Gateway) Start() error {
 	return nil
 }
 
+// RTSPAddr is the bound RTSP address ("" when RTSP is off).
+func (g *Gateway) RTSPAddr() string {
+	if g.media == nil || g.media.Addr() == nil {
+		return ""
+	}
+	return g.media.Addr().String()
+}
+
 // HTTPAddr is the bound HTTP address (useful with port 0).
 func (g *Gateway) HTTPAddr() string {
 	if g.ln == nil {
@@ -218,6 +256,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.cancelBase() // also when no listener was started
+	if g.media != nil {
+		g.media.Close() // publishers' open fragments are stored before the store closes
+	}
 	g.watchers.Wait()
 	errs = append(errs, g.store.Close())
 	return errors.Join(errs...)

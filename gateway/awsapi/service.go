@@ -25,11 +25,15 @@ const (
 	ContentCBOR = "application/x-amz-cbor-1.1"
 )
 
+// ContentRESTJSON is the content type of the REST-JSON services (Kinesis Video).
+const ContentRESTJSON = "application/json"
+
 // Request is one decoded-on-demand API call.
 type Request struct {
 	Op        string
 	RequestID string
 	CBOR      bool
+	REST      bool // a REST-JSON call: plain JSON content type
 	Body      []byte
 	W         http.ResponseWriter
 	R         *http.Request
@@ -116,10 +120,13 @@ type Op func(r *Request) (any, error)
 // Streamed is returned by an Op that wrote the response itself.
 var Streamed = &struct{ streamed bool }{true}
 
-// Service is one AWS JSON 1.1 service: its X-Amz-Target prefix
-// ("Kinesis_20131202") and operations.
+// Service is one AWS JSON 1.1 service, addressed by its X-Amz-Target prefix
+// ("Kinesis_20131202"), or one REST-JSON service, addressed by path ("POST
+// /listFragments"): its operations and how they are signed and authorized.
 type Service struct {
 	Prefix string
+	// Paths, for a REST-JSON service, maps request paths to operation names.
+	Paths map[string]string
 	// SigningName is the SigV4 service name ("kinesis"); Action prefixes
 	// IAM actions ("kinesis:PutRecord").
 	SigningName, Action string
@@ -137,6 +144,7 @@ type Mux struct {
 	// slow client cannot hold a request and its in-flight bytes (default 60 s).
 	BodyTimeout time.Duration
 	services    map[string]*Service
+	paths       map[string]route // REST-JSON operations by path
 	maxBody     int64
 	inflight    *semaphore.Weighted // request body bytes being handled
 	log         *slog.Logger
@@ -148,14 +156,29 @@ type Mux struct {
 func NewMux(log *slog.Logger, maxBody, maxInflight int64, services ...*Service) *Mux {
 	m := &Mux{services: map[string]*Service{}, maxBody: maxBody, inflight: semaphore.NewWeighted(max(maxInflight, maxBody)), log: log,
 		BodyTimeout: 60 * time.Second}
+	m.paths = map[string]route{}
 	for _, s := range services {
+		if s.Paths != nil {
+			for path, op := range s.Paths {
+				m.paths[path] = route{s, op}
+			}
+			continue
+		}
 		m.services[s.Prefix] = s
 	}
 	return m
 }
 
+type route struct {
+	svc *Service
+	op  string
+}
+
 // Handles reports whether the request is addressed to one of the services.
 func (m *Mux) Handles(r *http.Request) bool {
+	if _, ok := m.paths[r.URL.Path]; ok {
+		return true
+	}
 	prefix, _, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 	_, ok := m.services[prefix]
 	return ok
@@ -176,6 +199,9 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.CBOR = strings.TrimSpace(ct) == ContentCBOR
 	prefix, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 	svc := m.services[prefix]
+	if rt, ok := m.paths[r.URL.Path]; ok && svc == nil {
+		svc, op, req.REST, req.CBOR = rt.svc, rt.op, true, false
+	}
 	if r.Method != http.MethodPost {
 		m.writeError(req, Errorf(CodeUnknownOperation, "Operations are invoked with POST"))
 		return
@@ -293,7 +319,10 @@ func (m *Mux) call(op Op, req *Request) (out any, err error) {
 func (m *Mux) write(req *Request, status int, v any) {
 	var body []byte
 	var err error
-	if req.CBOR {
+	if req.REST {
+		req.W.Header().Set("Content-Type", ContentRESTJSON)
+		body, err = json.Marshal(v)
+	} else if req.CBOR {
 		req.W.Header().Set("Content-Type", ContentCBOR)
 		body, err = cborEnc.Marshal(v)
 	} else if m, ok := v.(json.Marshaler); ok {

@@ -1,0 +1,247 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia"
+	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/awsapi"
+)
+
+// needTools skips a test when a media tool is missing; `make test` installs them.
+func needTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+}
+
+// freeUDPPair finds an even UDP port whose successor is free too, for RTP and RTCP.
+func freeUDPPair(t testing.TB) (string, string) {
+	t.Helper()
+	for range 100 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		if port%2 != 0 || port > 65000 {
+			continue
+		}
+		a, err1 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		b, err2 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		if a != nil {
+			a.Close()
+		}
+		if b != nil {
+			b.Close()
+		}
+		if err1 == nil && err2 == nil {
+			return fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port+1)
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return "", ""
+}
+
+// startVideoServer starts a gateway with RTSP (TCP and UDP) on loopback.
+func startVideoServer(t testing.TB, tweak func(*gateway.Config)) *server {
+	t.Helper()
+	rtp, rtcp := freeUDPPair(t)
+	return startServer(t, func(c *gateway.Config) {
+		c.RTSPAddr = "127.0.0.1:0"
+		c.Video.RTSPUDPRTPAddr, c.Video.RTSPUDPRTCPAddr = rtp, rtcp
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+}
+
+// rtspURL is the server's RTSP URL for a stream, with the admin key as credentials.
+func (s *server) rtspURL(stream string) string {
+	u := url.URL{Scheme: "rtsp", Host: s.gw.RTSPAddr(), Path: "/" + stream, User: url.UserPassword(s.key.ID, s.key.Secret)}
+	return u.String()
+}
+
+var clipMu sync.Mutex
+
+// testClip encodes (once per run and codec) a clip with a moving test
+// pattern and a tone: 25 fps, 2 s GOP, B-frames, AAC audio.
+func testClip(t testing.TB, codec string, seconds int) string {
+	t.Helper()
+	needTools(t, "ffmpeg")
+	clipMu.Lock()
+	defer clipMu.Unlock()
+	dir := filepath.Join(os.TempDir(), "streamgate-test-clips")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, fmt.Sprintf("%s-%ds.mp4", codec, seconds))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	enc := []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "2"}
+	if codec == "h265" {
+		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
+	}
+	args := []string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=320x240:rate=25:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds)}
+	args = append(args, enc...)
+	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest", "-y", path+".tmp.mp4")
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("encoding test clip: %v\n%s", err, out)
+	}
+	if err := os.Rename(path+".tmp.mp4", path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// publish runs ffmpeg publishing a clip over RTSP and waits for it to end.
+func publish(t testing.TB, clip, target, transport string, realtime bool) {
+	t.Helper()
+	args := []string{"-v", "error"}
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, target)
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg publish: %v\n%s", err, out)
+	}
+}
+
+// videoClients are the SDK clients a KVS user makes.
+type videoClients struct {
+	kv       *kinesisvideo.Client
+	archived *kinesisvideoarchivedmedia.Client
+	media    *kinesisvideomedia.Client
+}
+
+func (s *server) videoClients() videoClients {
+	creds := credentials.NewStaticCredentialsProvider(s.key.ID, s.key.Secret, "")
+	return videoClients{
+		kv: kinesisvideo.New(kinesisvideo.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.endpoint), Credentials: creds,
+			Retryer: aws.NopRetryer{}, HTTPClient: awsapi.SDKHTTPClient(nil)}),
+		archived: kinesisvideoarchivedmedia.New(kinesisvideoarchivedmedia.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.endpoint),
+			Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: awsapi.SDKHTTPClient(nil)}),
+		media: kinesisvideomedia.New(kinesisvideomedia.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.endpoint),
+			Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: awsapi.SDKHTTPClient(nil)}),
+	}
+}
+
+// restCall posts a signed REST-JSON request to a Kinesis Video path.
+func (s *server) restCall(t testing.TB, path string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.endpoint+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key.ID, SecretAccessKey: s.key.Secret}, req, hex.EncodeToString(sum[:]), "kinesisvideo", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// describeRaw returns DescribeStream's StreamInfo with the gateway's own
+// fields (Live, Source) that the SDK shape does not model.
+func (s *server) describeRaw(t testing.TB, stream string) map[string]any {
+	t.Helper()
+	status, _, body := s.restCall(t, "/describeStream", jsonBody(map[string]string{"StreamName": stream}))
+	if status != 200 {
+		return nil
+	}
+	var out struct{ StreamInfo map[string]any }
+	json.Unmarshal(body, &out)
+	return out.StreamInfo
+}
+
+// waitLive waits until a stream's publisher state is want.
+func (s *server) waitLive(t testing.TB, stream string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if info := s.describeRaw(t, stream); info != nil && info["Live"] == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("stream %s: Live never became %v", stream, want)
+}
+
+// listAll lists every fragment of a stream, paginating, sorted by number.
+func listAll(t testing.TB, c videoClients, stream string, sel *amtypes.FragmentSelector) []amtypes.Fragment {
+	t.Helper()
+	var all []amtypes.Fragment
+	in := &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String(stream), FragmentSelector: sel, MaxResults: aws.Int64(7)}
+	for {
+		out, err := c.archived.ListFragments(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, out.Fragments...)
+		if out.NextToken == nil {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	sort.Slice(all, func(i, j int) bool { return fragNum(all[i]).Cmp(fragNum(all[j])) < 0 })
+	return all
+}
+
+func fragNum(f amtypes.Fragment) *bigInt {
+	n, _ := new(bigInt).SetString(aws.ToString(f.FragmentNumber), 10)
+	return n
+}
+
+// ffprobeFrames counts the decodable video frames of a file.
+func ffprobeFrames(t testing.TB, path string) int {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
+	if err != nil {
+		t.Fatalf("ffprobe output %q", out)
+	}
+	return n
+}
+
+// decodeClean decodes a file with ffmpeg and fails on any decoder error.
+func decodeClean(t testing.TB, path string) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
+	}
+}

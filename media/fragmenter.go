@@ -1,0 +1,246 @@
+package media
+
+import (
+	"errors"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+)
+
+// Fragmenting defaults.
+const (
+	DefaultFragmentDuration = 2 * time.Second
+	// DefaultMaxFragmentDuration cuts streams whose keyframes are rare or
+	// missing. Matroska block times are 16-bit milliseconds, so it must stay
+	// well under 32 s.
+	DefaultMaxFragmentDuration = 10 * time.Second
+)
+
+// Fragmenter cuts the access units of a session's tracks into fragments at
+// the first keyframe of the leading track (the first video track, else the
+// first track) after the target duration. It is not safe for concurrent use:
+// one publisher session feeds it.
+type Fragmenter struct {
+	target, max time.Duration
+	emit        func(*Fragment) error
+
+	tracks []*fragTrack
+	leader *fragTrack
+
+	started       bool // the leader has produced its first sample
+	open          bool // a fragment has samples
+	startDTS      int64
+	producer      time.Time
+	server        time.Time
+	discontinuity bool
+	seq           uint32
+	init          []byte // current init segment; nil when parameters changed
+}
+
+// fragTrack is one track's state in the fragmenter.
+type fragTrack struct {
+	ct      codecTrack
+	id      int
+	held    *fmp4.Sample // the newest sample: its duration is known when the next one comes
+	heldDTS int64
+	heldNom int64
+	lastDur int64
+	base    int64 // DTS of the first sample in the open fragment
+	samples []*fmp4.Sample
+}
+
+// timeOffset keeps fMP4 decode times positive: the first B-frames of a
+// session decode before presentation time zero.
+const timeOffset = 10 // seconds
+
+// NewFragmenter returns a fragmenter for the given tracks. emit receives each
+// completed fragment, in order; an error from emit is returned by Write.
+func newFragmenter(tracks []codecTrack, target, maxDur time.Duration, emit func(*Fragment) error) *Fragmenter {
+	if target <= 0 {
+		target = DefaultFragmentDuration
+	}
+	if maxDur <= 0 {
+		maxDur = DefaultMaxFragmentDuration
+	}
+	maxDur = max(maxDur, target)
+	f := &Fragmenter{target: target, max: maxDur, emit: emit, discontinuity: true}
+	for i, ct := range tracks {
+		ft := &fragTrack{ct: ct, id: i + 1}
+		f.tracks = append(f.tracks, ft)
+		if f.leader == nil && ct.isVideo() {
+			f.leader = ft
+		}
+	}
+	if f.leader == nil && len(f.tracks) > 0 {
+		f.leader = f.tracks[0]
+	}
+	return f
+}
+
+// errNoTrack is returned for a track index the fragmenter does not have.
+var errNoTrack = errors.New("no such track")
+
+// Write adds an access unit of track i presented at pts (in the track's
+// clock). ntp is the producer's wall clock for it (zero when unknown) and
+// arrival when its first packet arrived.
+func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte) error {
+	if i < 0 || i >= len(f.tracks) {
+		return errNoTrack
+	}
+	ft := f.tracks[i]
+	s, ok, changed, err := ft.ct.sample(pts, au)
+	if err != nil || !ok {
+		return err
+	}
+	if changed {
+		f.init = nil
+		if f.open {
+			if err := f.cut(ft, s.dts); err != nil {
+				return err
+			}
+			f.discontinuity = true
+		}
+	}
+	if ft == f.leader {
+		if f.open {
+			elapsed := f.duration(s.dts - f.startDTS)
+			if (s.sync && elapsed >= f.target) || elapsed >= f.max {
+				if err := f.cut(ft, s.dts); err != nil {
+					return err
+				}
+			}
+		}
+		if !f.open {
+			f.open, f.started = true, true
+			f.startDTS, f.server = s.dts, arrival
+			f.producer = ntp
+			if ntp.IsZero() {
+				f.producer = arrival
+			}
+		}
+	} else if !f.started {
+		return nil // nothing before the leader's first keyframe
+	}
+	ft.push(s)
+	return nil
+}
+
+func (f *Fragmenter) duration(ticks int64) time.Duration {
+	return time.Duration(ticks) * time.Second / time.Duration(f.leader.ct.clockRate())
+}
+
+// push makes s the held sample, finishing the previous one.
+func (ft *fragTrack) push(s sample) {
+	if ft.held != nil {
+		ft.finish(s.dts - ft.heldDTS)
+	}
+	ft.held = &fmp4.Sample{PTSOffset: s.ptsOffset, IsNonSyncSample: !s.sync, Payload: s.payload}
+	ft.heldDTS, ft.heldNom = s.dts, s.nominal
+}
+
+// finish gives the held sample its duration and adds it to the fragment.
+func (ft *fragTrack) finish(d int64) {
+	if d <= 0 || d > int64(ft.ct.clockRate())*DefaultMaxFragmentDuration.Nanoseconds()/1e9 {
+		// Out-of-order or absurd: keep the timeline moving by the usual length.
+		d = ft.guessDuration()
+	}
+	ft.held.Duration = uint32(d)
+	ft.lastDur = d
+	if len(ft.samples) == 0 {
+		ft.base = ft.heldDTS
+	}
+	ft.samples = append(ft.samples, ft.held)
+	ft.held = nil
+}
+
+func (ft *fragTrack) guessDuration() int64 {
+	switch {
+	case ft.heldNom > 0:
+		return ft.heldNom
+	case ft.lastDur > 0:
+		return ft.lastDur
+	}
+	return int64(ft.ct.clockRate() / 30)
+}
+
+// cut closes the open fragment before a sample of track by at dts. The
+// leader's held sample ends at dts; other tracks keep theirs for the next one.
+func (f *Fragmenter) cut(by *fragTrack, dts int64) error {
+	if by == f.leader && f.leader.held != nil {
+		f.leader.finish(dts - f.leader.heldDTS)
+	}
+	end := dts
+	if by != f.leader {
+		end = f.leader.base + f.leader.total()
+	}
+	return f.flush(f.duration(end - f.startDTS))
+}
+
+// Close ends the session: the open fragment, held samples included, is
+// emitted, never dropped.
+func (f *Fragmenter) Close() error {
+	if !f.open {
+		return nil
+	}
+	for _, ft := range f.tracks {
+		if ft.held != nil {
+			ft.finish(ft.guessDuration())
+		}
+	}
+	return f.flush(f.duration(f.leader.base + f.leader.total() - f.startDTS))
+}
+
+func (ft *fragTrack) total() int64 {
+	var n int64
+	for _, s := range ft.samples {
+		n += int64(s.Duration)
+	}
+	return n
+}
+
+// flush encodes and emits the open fragment.
+func (f *Fragmenter) flush(d time.Duration) error {
+	f.open = false
+	if f.init == nil {
+		in := fmp4.Init{}
+		for _, ft := range f.tracks {
+			in.Tracks = append(in.Tracks, &fmp4.InitTrack{ID: ft.id, TimeScale: uint32(ft.ct.clockRate()), Codec: ft.ct.codec()})
+		}
+		var buf seekablebuffer.Buffer
+		if err := in.Marshal(&buf); err != nil {
+			return err
+		}
+		f.init = buf.Bytes()
+	}
+	f.seq++
+	part := fmp4.Part{SequenceNumber: f.seq}
+	n := 0
+	keyframe := true
+	for _, ft := range f.tracks {
+		if len(ft.samples) == 0 {
+			continue
+		}
+		if ft == f.leader && ft.samples[0].IsNonSyncSample {
+			keyframe = false
+		}
+		part.Tracks = append(part.Tracks, &fmp4.PartTrack{
+			ID: ft.id, BaseTime: uint64(ft.base + timeOffset*int64(ft.ct.clockRate())), Samples: ft.samples,
+		})
+		n += len(ft.samples)
+		ft.samples = nil
+	}
+	if n == 0 {
+		return nil
+	}
+	var buf seekablebuffer.Buffer
+	if err := part.Marshal(&buf); err != nil {
+		return err
+	}
+	frag := &Fragment{
+		Init: f.init, Media: buf.Bytes(), Producer: f.producer, Server: f.server, Duration: d,
+		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n,
+	}
+	f.discontinuity = false
+	return f.emit(frag)
+}

@@ -1,0 +1,51 @@
+package media
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the media server's Prometheus collectors.
+type Metrics struct {
+	publishers    prometheus.Gauge
+	rtspConns     prometheus.Gauge
+	rtspReaders   prometheus.Counter
+	fragments     prometheus.Counter
+	fragmentBytes prometheus.Counter
+	fragmentsLost prometheus.Counter
+	decodeErrors  prometheus.Counter
+	backpressure  prometheus.Counter
+	storeSeconds  prometheus.Histogram
+	sourceUp      *prometheus.GaugeVec
+	sourceRetries *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors and registers them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		publishers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamgate_video_publishers",
+			Help: "Video streams with an active publisher (RTSP or pulled)."}),
+		rtspConns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamgate_rtsp_connections",
+			Help: "Open RTSP connections."}),
+		rtspReaders: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_rtsp_plays_total",
+			Help: "RTSP PLAY requests accepted."}),
+		fragments: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_fragments_total",
+			Help: "Fragments stored."}),
+		fragmentBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_fragment_bytes_total",
+			Help: "Bytes of fragments stored."}),
+		fragmentsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_fragments_lost_total",
+			Help: "Fragments the store refused (the publisher's session is then ended)."}),
+		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_decode_errors_total",
+			Help: "RTP packets or access units that could not be depacketized or parsed."}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_backpressure_seconds_total",
+			Help: "Time publishers were held back because the store was behind (nothing is dropped)."}),
+		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamgate_video_fragment_store_seconds",
+			Help: "Time to make a fragment durable.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		sourceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamgate_video_source_up",
+			Help: "1 while a pull source is connected and playing."}, []string{"stream"}),
+		sourceRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_video_source_reconnects_total",
+			Help: "Reconnection attempts of pull sources."}, []string{"stream"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.publishers, m.rtspConns, m.rtspReaders, m.fragments, m.fragmentBytes, m.fragmentsLost,
+			m.decodeErrors, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries)
+	}
+	return m
+}

@@ -1,0 +1,194 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+// Sink is where fragments go: the gateway stores them in the fragment store.
+type Sink interface {
+	// Prepare is called when a publisher starts on a stream. It creates the
+	// stream when that is allowed and returns its fragmenting settings.
+	Prepare(stream string) (StreamSettings, error)
+	// Store makes a fragment durable and returns its fragment number.
+	Store(stream string, f *Fragment) (string, error)
+}
+
+// StreamSettings are a stream's fragmenting settings.
+type StreamSettings struct {
+	FragmentDuration    time.Duration // target; 0: DefaultFragmentDuration
+	MaxFragmentDuration time.Duration // hard cut without keyframes; 0: DefaultMaxFragmentDuration
+}
+
+// StoredFragment is a fragment the sink accepted, as live readers see it.
+type StoredFragment struct {
+	*Fragment
+	Number string
+}
+
+// writeQueue is how many completed fragments may wait for the store. When it
+// is full the publisher's packet callback blocks: back-pressure towards the
+// publisher (TCP flow control), never a silent drop.
+const writeQueue = 2
+
+// publisher is one live source of a stream (an RTSP publisher or a pulled
+// camera): it fragments what it receives, stores the fragments in order on
+// its own goroutine, forwards packets to RTSP readers and fans fragments out
+// to live subscribers.
+type publisher struct {
+	live   *live
+	frag   *Fragmenter
+	mu     sync.Mutex // serializes Write and Close on frag
+	tracks map[format.Format]int
+	out    *gortsplib.ServerStream // RTSP readers; nil when not served
+	queue  chan *Fragment
+	done   chan struct{}
+	closed bool
+	failed atomic.Value // error from the sink: the session must end
+	onFail func()       // ends the session after a store failure
+	log    *slog.Logger
+	m      *Metrics
+}
+
+// newPublisher builds a publisher for a session description. Tracks of
+// unsupported codecs are logged and skipped; with none left it fails.
+func newPublisher(l *live, desc *description.Session, settings StreamSettings, out *gortsplib.ServerStream, m *Metrics, log *slog.Logger) (*publisher, error) {
+	p := &publisher{live: l, tracks: map[format.Format]int{}, out: out, queue: make(chan *Fragment, writeQueue), done: make(chan struct{}), log: log, m: m}
+	var cts []codecTrack
+	for _, medi := range desc.Medias {
+		for _, forma := range medi.Formats {
+			ct, err := newCodecTrack(forma)
+			if err != nil {
+				log.Warn("track not recorded", "stream", l.name, "media", medi.Type, "err", err)
+				continue
+			}
+			p.tracks[forma] = len(cts)
+			cts = append(cts, ct)
+			break // one format per media is recorded
+		}
+	}
+	if len(cts) == 0 {
+		return nil, ErrNoSupportedTrack
+	}
+	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
+	go p.writer()
+	return p, nil
+}
+
+// ErrNoSupportedTrack is returned for a session with no codec the recorder supports.
+var ErrNoSupportedTrack = errors.New("no track with a supported codec (H264, H265, MPEG-4 Audio, Opus)")
+
+// packet handles one RTP packet of the session: forwarded to RTSP readers
+// at once, then depacketized into the fragmenter.
+func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rtp.Packet, pts int64, ptsOK bool, ntp time.Time) {
+	arrival := time.Now()
+	if p.out != nil {
+		if ntp.IsZero() {
+			p.out.WritePacketRTPWithNTP(medi, pkt, arrival) //nolint:errcheck // a reader's problem is the reader's
+		} else {
+			p.out.WritePacketRTPWithNTP(medi, pkt, ntp) //nolint:errcheck
+		}
+	}
+	i, ok := p.tracks[forma]
+	if !ok || !ptsOK {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	ct := p.frag.tracks[i].ct
+	aus, err := ct.depacketize(pkt)
+	if err != nil {
+		p.m.decodeErrors.Inc()
+		return
+	}
+	for _, au := range aus {
+		if err := p.frag.Write(i, pts, ntp, arrival, au); err != nil {
+			if errors.Is(err, errStoreFailed) {
+				return
+			}
+			p.m.decodeErrors.Inc()
+		}
+		if held := p.frag.tracks[i].heldNom; held > 0 {
+			pts += held // the next access unit of the same packet follows this one
+		}
+	}
+}
+
+var errStoreFailed = errors.New("fragment store failed")
+
+// enqueue hands a completed fragment to the writer, blocking while the queue
+// is full (the store is slower than the camera).
+func (p *publisher) enqueue(f *Fragment) error {
+	if err, _ := p.failed.Load().(error); err != nil {
+		return errStoreFailed
+	}
+	select {
+	case p.queue <- f:
+	default:
+		start := time.Now()
+		p.queue <- f
+		p.m.backpressure.Add(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// writer stores fragments in order and publishes them to live subscribers.
+func (p *publisher) writer() {
+	defer close(p.done)
+	for f := range p.queue {
+		if err, _ := p.failed.Load().(error); err != nil {
+			p.m.fragmentsLost.Inc()
+			continue
+		}
+		start := time.Now()
+		num, err := p.live.sink.Store(p.live.name, f)
+		if err != nil {
+			p.failed.Store(err)
+			p.m.fragmentsLost.Inc()
+			p.log.Error("storing fragment failed; ending the publisher's session", "stream", p.live.name, "err", err)
+			if p.onFail != nil {
+				go p.onFail()
+			}
+			continue
+		}
+		p.m.fragments.Inc()
+		p.m.fragmentBytes.Add(float64(len(f.Init) + len(f.Media)))
+		p.m.storeSeconds.Observe(time.Since(start).Seconds())
+		p.live.broadcast(StoredFragment{Fragment: f, Number: num})
+	}
+}
+
+// close ends the session: the open fragment is emitted and everything
+// queued is stored before close returns.
+func (p *publisher) close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.done
+		return nil
+	}
+	p.closed = true
+	err := p.frag.Close()
+	close(p.queue)
+	p.mu.Unlock()
+	<-p.done
+	if ferr, _ := p.failed.Load().(error); ferr != nil {
+		return fmt.Errorf("storing fragments: %w", ferr)
+	}
+	if errors.Is(err, errStoreFailed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,363 @@
+package media
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtp"
+)
+
+// Config configures the media server.
+type Config struct {
+	RTSPAddress    string // TCP, e.g. ":8554"
+	UDPRTPAddress  string // "" disables RTSP over UDP; RTP port must be even
+	UDPRTCPAddress string // the RTP port + 1
+	TLS            *tls.Config
+	Sink           Sink
+	Auth           Authenticator // nil allows everyone
+	TakeOver       bool          // a new publisher replaces a busy stream's publisher instead of being refused
+	Sources        map[string]SourceConfig
+	Logger         *slog.Logger
+	Metrics        *Metrics
+}
+
+// Authenticator decides whether a client may publish or read a stream.
+// It returns nil, ErrUnauthenticated or ErrForbidden.
+type Authenticator func(AuthRequest) error
+
+// AuthRequest is what a client presented.
+type AuthRequest struct {
+	Stream  string
+	Publish bool
+	User    string                     // the user name the client sent; "" for none
+	Verify  func(password string) bool // checks a candidate password against the client's proof (Basic or Digest)
+	Remote  net.Addr
+}
+
+// Authentication outcomes.
+var (
+	ErrUnauthenticated = errors.New("missing or wrong credentials")
+	ErrForbidden       = errors.New("not allowed")
+)
+
+// Server is the RTSP server and the registry of live streams.
+type Server struct {
+	cfg   Config
+	rtsp  *gortsplib.Server
+	addr  net.Addr
+	log   *slog.Logger
+	m     *Metrics
+	mu    sync.Mutex
+	lives map[string]*live
+	srcs  *sources
+}
+
+// NewServer returns a server; Start listens.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, lives: map[string]*live{}}
+	s.rtsp = &gortsplib.Server{
+		Handler:        &rtspHandler{s: s},
+		RTSPAddress:    cfg.RTSPAddress,
+		UDPRTPAddress:  cfg.UDPRTPAddress,
+		UDPRTCPAddress: cfg.UDPRTCPAddress,
+		TLSConfig:      cfg.TLS,
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		WriteQueueSize: 1024,
+		Listen: func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err == nil {
+				s.addr = ln.Addr()
+			}
+			return ln, err
+		},
+	}
+	return s
+}
+
+// Start listens for RTSP and starts the pull sources.
+func (s *Server) Start() error {
+	if err := s.rtsp.Start(); err != nil {
+		return fmt.Errorf("rtsp: %w", err)
+	}
+	s.srcs = startSources(s, s.cfg.Sources)
+	return nil
+}
+
+// Addr is the RTSP listener's address.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Close stops the sources and the RTSP server; every publisher's open
+// fragment is stored first.
+func (s *Server) Close() {
+	s.srcs.stop()
+	s.rtsp.Close()
+	s.mu.Lock()
+	lives := make([]*live, 0, len(s.lives))
+	for _, l := range s.lives {
+		lives = append(lives, l)
+	}
+	s.mu.Unlock()
+	for _, l := range lives {
+		s.endPublisher(l, nil)
+	}
+}
+
+// Subscribe follows a live stream's fragments as they are stored.
+func (s *Server) Subscribe(stream string) (*Subscription, bool) {
+	s.mu.Lock()
+	l := s.lives[stream]
+	s.mu.Unlock()
+	if l == nil {
+		return nil, false
+	}
+	return l.subscribe(), true
+}
+
+// IsLive reports whether a stream has a publisher now.
+func (s *Server) IsLive(stream string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lives[stream] != nil
+}
+
+// SourceStates reports the pull sources.
+func (s *Server) SourceStates() map[string]SourceState { return s.srcs.states() }
+
+// errBusy refuses a second publisher.
+var errBusy = errors.New("stream already has a publisher")
+
+// startPublisher registers a publisher for a stream; stop ends its session.
+func (s *Server) startPublisher(name string, desc *description.Session, stop func()) (*publisher, error) {
+	s.mu.Lock()
+	old := s.lives[name]
+	s.mu.Unlock()
+	if old != nil {
+		if !s.cfg.TakeOver {
+			return nil, errBusy
+		}
+		s.log.Info("publisher taken over", "stream", name)
+		s.endPublisher(old, nil)
+	}
+	settings, err := s.cfg.Sink.Prepare(name)
+	if err != nil {
+		return nil, err
+	}
+	l := &live{name: name, sink: s.cfg.Sink, stop: stop}
+	l.stream = &gortsplib.ServerStream{Server: s.rtsp, Desc: desc}
+	if err := l.stream.Initialize(); err != nil {
+		return nil, err
+	}
+	p, err := newPublisher(l, desc, settings, l.stream, s.m, s.log)
+	if err != nil {
+		l.stream.Close()
+		return nil, err
+	}
+	p.onFail = stop
+	l.pub = p
+	s.mu.Lock()
+	if s.lives[name] != nil {
+		s.mu.Unlock()
+		p.close()
+		l.stream.Close()
+		return nil, errBusy
+	}
+	s.lives[name] = l
+	s.mu.Unlock()
+	s.m.publishers.Inc()
+	s.log.Info("publisher started", "stream", name, "tracks", len(p.tracks))
+	return p, nil
+}
+
+// endPublisher stores the publisher's last fragment and removes the stream
+// from the live registry (only if p is still its publisher, when given).
+func (s *Server) endPublisher(l *live, p *publisher) {
+	if p != nil && l.pub != p {
+		return
+	}
+	l.endOnce.Do(func() { s.end(l) })
+}
+
+func (s *Server) end(l *live) {
+	if l.stop != nil {
+		l.stop()
+	}
+	if err := l.pub.close(); err != nil {
+		s.log.Error("closing publisher", "stream", l.name, "err", err)
+	}
+	s.mu.Lock()
+	if s.lives[l.name] == l {
+		delete(s.lives, l.name)
+		s.m.publishers.Dec()
+	}
+	s.mu.Unlock()
+	l.endSubscriptions()
+	l.stream.Close()
+	s.log.Info("publisher ended", "stream", l.name)
+}
+
+// rtspHandler implements gortsplib's server callbacks.
+type rtspHandler struct{ s *Server }
+
+// sessionData is kept on a ServerSession.
+type sessionData struct {
+	stream string
+	live   *live
+	pub    *publisher
+	desc   *description.Session
+}
+
+func streamName(path string) string { return strings.Trim(path, "/") }
+
+func (h *rtspHandler) OnConnOpen(*gortsplib.ServerHandlerOnConnOpenCtx) { h.s.m.rtspConns.Inc() }
+func (h *rtspHandler) OnConnClose(*gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.s.m.rtspConns.Dec()
+}
+
+func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	d, _ := ctx.Session.UserData().(*sessionData)
+	if d == nil || d.pub == nil {
+		return
+	}
+	h.s.endPublisher(d.live, d.pub)
+}
+
+// authorize runs the authenticator and answers its failure in RTSP's form.
+func (h *rtspHandler) authorize(conn *gortsplib.ServerConn, req *base.Request, stream string, publish bool) (*base.Response, error) {
+	if h.s.cfg.Auth == nil {
+		return nil, nil
+	}
+	user := ""
+	if v, ok := req.Header["Authorization"]; ok {
+		var a headers.Authorization
+		if a.Unmarshal(v) == nil {
+			user = a.Username
+		}
+	}
+	err := h.s.cfg.Auth(AuthRequest{
+		Stream: stream, Publish: publish, User: user, Remote: conn.NetConn().RemoteAddr(),
+		Verify: func(pass string) bool { return conn.VerifyCredentials(req, user, pass) },
+	})
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, ErrForbidden):
+		return &base.Response{StatusCode: base.StatusForbidden}, err
+	default:
+		// No credentials: a 401 with the challenge (gortsplib adds it). Wrong
+		// ones: the same 401, and gortsplib closes the connection.
+		conn.VerifyCredentials(req, "-", "") // makes sure a nonce exists for the challenge
+		return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+	}
+}
+
+func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	name := streamName(ctx.Path)
+	if res, err := h.authorize(ctx.Conn, ctx.Request, name, false); res != nil {
+		return res, nil, err
+	}
+	h.s.mu.Lock()
+	l := h.s.lives[name]
+	h.s.mu.Unlock()
+	if l == nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("stream %q is not live", name)
+	}
+	return &base.Response{StatusCode: base.StatusOK}, l.stream, nil
+}
+
+func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	name := streamName(ctx.Path)
+	if res, err := h.authorize(ctx.Conn, ctx.Request, name, true); res != nil {
+		return res, err
+	}
+	supported := false
+	for _, m := range ctx.Description.Medias {
+		for _, f := range m.Formats {
+			if _, err := newCodecTrack(f); err == nil {
+				supported = true
+			}
+		}
+	}
+	if !supported {
+		return &base.Response{StatusCode: base.StatusUnsupportedMediaType}, ErrNoSupportedTrack
+	}
+	ctx.Session.SetUserData(&sessionData{stream: name, desc: ctx.Description})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
+	name := streamName(ctx.Path)
+	if res, err := h.authorize(ctx.Conn, ctx.Request, name, false); res != nil {
+		return res, nil, err
+	}
+	h.s.mu.Lock()
+	l := h.s.lives[name]
+	h.s.mu.Unlock()
+	if l == nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("stream %q is not live", name)
+	}
+	return &base.Response{StatusCode: base.StatusOK}, l.stream, nil
+}
+
+func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	h.s.m.rtspReaders.Inc()
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	d, _ := ctx.Session.UserData().(*sessionData)
+	if d == nil {
+		return &base.Response{StatusCode: base.StatusBadRequest}, errors.New("RECORD without ANNOUNCE")
+	}
+	session := ctx.Session
+	p, err := h.s.startPublisher(d.stream, d.desc, session.Close)
+	if err != nil {
+		h.s.log.Warn("publish refused", "stream", d.stream, "err", err)
+		switch {
+		case errors.Is(err, errBusy):
+			return &base.Response{StatusCode: base.StatusMethodNotValidInThisState}, err
+		case errors.Is(err, ErrNoSupportedTrack):
+			return &base.Response{StatusCode: base.StatusUnsupportedMediaType}, err
+		case errors.Is(err, ErrStreamNotFound):
+			return &base.Response{StatusCode: base.StatusNotFound}, err
+		}
+		return &base.Response{StatusCode: base.StatusInternalServerError}, err
+	}
+	h.s.mu.Lock()
+	d.live, d.pub = h.s.lives[d.stream], p
+	h.s.mu.Unlock()
+	session.OnPacketRTPAny(func(medi *description.Media, forma format.Format, pkt *rtp.Packet) {
+		pts, ok := session.PacketPTS2(medi, pkt)
+		ntp, ntpOK := session.PacketNTP(medi, pkt)
+		if !ntpOK {
+			ntp = time.Time{}
+		}
+		p.packet(medi, forma, pkt, pts, ok, ntp)
+	})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// ErrStreamNotFound is what a Sink returns for a stream that does not exist
+// and may not be created.
+var ErrStreamNotFound = errors.New("stream not found")

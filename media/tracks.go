@@ -1,0 +1,272 @@
+package media
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/pion/rtp"
+)
+
+// sample is one access unit ready for fMP4: payload in the container's form,
+// decode time and presentation offset in the track's clock.
+type sample struct {
+	dts       int64
+	ptsOffset int32
+	sync      bool
+	payload   []byte
+	nominal   int64 // duration when no later sample tells it (audio frame length), 0 if unknown
+}
+
+// codecTrack turns one RTP format into samples. Implementations keep the
+// codec parameters current and report when they change.
+type codecTrack interface {
+	// depacketize returns the access units an RTP packet completes.
+	depacketize(pkt *rtp.Packet) ([][][]byte, error)
+	// sample converts an access unit presented at pts; ok is false for units
+	// that cannot start or join a recording yet (before the first keyframe).
+	// changed reports new codec parameters, which take effect with this sample.
+	sample(pts int64, au [][]byte) (s sample, ok, changed bool, err error)
+	codec() fmp4.Codec
+	clockRate() int
+	isVideo() bool
+	name() string
+}
+
+// newCodecTrack returns the adapter for a format, or an error naming a codec
+// the recorder does not support.
+func newCodecTrack(f format.Format) (codecTrack, error) {
+	switch f := f.(type) {
+	case *format.H264:
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		sps, pps := f.SafeParams()
+		return &h264Track{dec: dec, sps: sps, pps: pps}, nil
+	case *format.H265:
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		vps, sps, pps := f.SafeParams()
+		return &h265Track{dec: dec, vps: vps, sps: sps, pps: pps}, nil
+	case *format.MPEG4Audio:
+		if f.Config == nil {
+			return nil, fmt.Errorf("MPEG-4 audio without a config (LATM is not supported)")
+		}
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		return &aacTrack{dec: dec, config: *f.Config}, nil
+	case *format.Opus:
+		dec, err := f.CreateDecoder()
+		if err != nil {
+			return nil, err
+		}
+		channels := f.ChannelCount
+		if channels == 0 {
+			channels = 2
+		}
+		return &opusTrack{dec: dec, channels: channels}, nil
+	}
+	return nil, fmt.Errorf("codec %s is not supported", f.Codec())
+}
+
+// h264Track records H.264: parameters from the SDP and in-band SPS/PPS,
+// decode times from the DTS extractor, samples in AVCC form.
+type h264Track struct {
+	dec interface {
+		Decode(*rtp.Packet) ([][]byte, error)
+	}
+	sps, pps []byte
+	dtsx     *h264.DTSExtractor
+}
+
+func (t *h264Track) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
+	au, err := t.dec.Decode(pkt)
+	if err != nil || au == nil {
+		return nil, err
+	}
+	return [][][]byte{au}, nil
+}
+
+func (t *h264Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
+	changed, hasSPS := false, false
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			hasSPS = true
+			if !bytes.Equal(n, t.sps) {
+				t.sps, changed = bytes.Clone(n), true
+			}
+		case h264.NALUTypePPS:
+			if !bytes.Equal(n, t.pps) {
+				t.pps, changed = bytes.Clone(n), true
+			}
+		}
+	}
+	random := h264.IsRandomAccess(au)
+	if random && !hasSPS && t.sps != nil && t.pps != nil {
+		// Keyframes carry their parameters in-band, as the DTS extractor needs
+		// and as makes every fragment decodable on its own.
+		au = append([][]byte{t.sps, t.pps}, au...)
+	}
+	if changed {
+		t.dtsx = nil
+	}
+	if t.dtsx == nil {
+		if !random || t.sps == nil || t.pps == nil {
+			return sample{}, false, false, nil
+		}
+		t.dtsx = &h264.DTSExtractor{}
+		t.dtsx.Initialize()
+	}
+	dts, err := t.dtsx.Extract(au, pts)
+	if err != nil {
+		t.dtsx = nil // resynchronize on the next keyframe
+		return sample{}, false, false, err
+	}
+	var s fmp4.Sample
+	if err := s.FillH264(int32(pts-dts), au); err != nil {
+		return sample{}, false, false, err
+	}
+	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
+}
+
+func (t *h264Track) codec() fmp4.Codec { return &fmp4.CodecH264{SPS: t.sps, PPS: t.pps} }
+func (t *h264Track) clockRate() int    { return 90000 }
+func (t *h264Track) isVideo() bool     { return true }
+func (t *h264Track) name() string      { return "H264" }
+
+// h265Track records H.265 like h264Track, with VPS/SPS/PPS.
+type h265Track struct {
+	dec interface {
+		Decode(*rtp.Packet) ([][]byte, error)
+	}
+	vps, sps, pps []byte
+	dtsx          *h265.DTSExtractor
+}
+
+func (t *h265Track) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
+	au, err := t.dec.Decode(pkt)
+	if err != nil || au == nil {
+		return nil, err
+	}
+	return [][][]byte{au}, nil
+}
+
+func (t *h265Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
+	changed, hasSPS := false, false
+	for _, n := range au {
+		if len(n) < 2 {
+			continue
+		}
+		var p *[]byte
+		switch h265.NALUType((n[0] >> 1) & 0x3f) {
+		case h265.NALUType_VPS_NUT:
+			p = &t.vps
+		case h265.NALUType_SPS_NUT:
+			p, hasSPS = &t.sps, true
+		case h265.NALUType_PPS_NUT:
+			p = &t.pps
+		}
+		if p != nil && !bytes.Equal(n, *p) {
+			*p, changed = bytes.Clone(n), true
+		}
+	}
+	random := h265.IsRandomAccess(au)
+	if random && !hasSPS && t.vps != nil && t.sps != nil && t.pps != nil {
+		au = append([][]byte{t.vps, t.sps, t.pps}, au...)
+	}
+	if changed {
+		t.dtsx = nil
+	}
+	if t.dtsx == nil {
+		if !random || t.vps == nil || t.sps == nil || t.pps == nil {
+			return sample{}, false, false, nil
+		}
+		t.dtsx = &h265.DTSExtractor{}
+		t.dtsx.Initialize()
+	}
+	dts, err := t.dtsx.Extract(au, pts)
+	if err != nil {
+		t.dtsx = nil
+		return sample{}, false, false, err
+	}
+	var s fmp4.Sample
+	if err := s.FillH265(int32(pts-dts), au); err != nil {
+		return sample{}, false, false, err
+	}
+	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
+}
+
+func (t *h265Track) codec() fmp4.Codec {
+	return &fmp4.CodecH265{VPS: t.vps, SPS: t.sps, PPS: t.pps}
+}
+func (t *h265Track) clockRate() int { return 90000 }
+func (t *h265Track) isVideo() bool  { return true }
+func (t *h265Track) name() string   { return "H265" }
+
+// aacTrack records MPEG-4 audio (AAC): every access unit is 1024 samples.
+type aacTrack struct {
+	dec interface {
+		Decode(*rtp.Packet) ([][]byte, error)
+	}
+	config mpeg4audio.AudioSpecificConfig
+}
+
+func (t *aacTrack) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
+	aus, err := t.dec.Decode(pkt)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][][]byte, len(aus))
+	for i, au := range aus {
+		out[i] = [][]byte{au}
+	}
+	return out, nil
+}
+
+func (t *aacTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
+	return sample{dts: pts, sync: true, payload: bytes.Clone(au[0]), nominal: mpeg4audio.SamplesPerAccessUnit}, true, false, nil
+}
+
+func (t *aacTrack) codec() fmp4.Codec { return &fmp4.CodecMPEG4Audio{Config: t.config} }
+func (t *aacTrack) clockRate() int    { return t.config.SampleRate }
+func (t *aacTrack) isVideo() bool     { return false }
+func (t *aacTrack) name() string      { return "MPEG-4 Audio" }
+
+// opusTrack records Opus: one packet is one sample at 48 kHz.
+type opusTrack struct {
+	dec interface {
+		Decode(*rtp.Packet) ([]byte, error)
+	}
+	channels int
+}
+
+func (t *opusTrack) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
+	p, err := t.dec.Decode(pkt)
+	if err != nil {
+		return nil, err
+	}
+	return [][][]byte{{p}}, nil
+}
+
+func (t *opusTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
+	return sample{dts: pts, sync: true, payload: bytes.Clone(au[0]), nominal: opus.PacketDuration2(au[0])}, true, false, nil
+}
+
+func (t *opusTrack) codec() fmp4.Codec { return &fmp4.CodecOpus{ChannelCount: t.channels} }
+func (t *opusTrack) clockRate() int    { return 48000 }
+func (t *opusTrack) isVideo() bool     { return false }
+func (t *opusTrack) name() string      { return "Opus" }
