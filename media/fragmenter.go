@@ -94,13 +94,15 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 		return err
 	}
 	if changed {
-		f.init = nil
+		// The open fragment ends with the old parameters (its init was made
+		// when it opened); the next one gets a new init.
 		if f.open {
 			if err := f.cut(ft, s.dts); err != nil {
 				return err
 			}
 			f.discontinuity = true
 		}
+		f.init = nil
 	}
 	if ft == f.leader {
 		if f.open {
@@ -112,6 +114,11 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 			}
 		}
 		if !f.open {
+			if f.init == nil {
+				if err := f.makeInit(); err != nil {
+					return err
+				}
+			}
 			f.open, f.started = true, true
 			f.startDTS, f.server = s.dts, arrival
 			f.producer = ntp
@@ -199,20 +206,23 @@ func (ft *fragTrack) total() int64 {
 	return n
 }
 
+// makeInit encodes the init segment of the tracks' current parameters.
+func (f *Fragmenter) makeInit() error {
+	in := fmp4.Init{}
+	for _, ft := range f.tracks {
+		in.Tracks = append(in.Tracks, &fmp4.InitTrack{ID: ft.id, TimeScale: uint32(ft.ct.clockRate()), Codec: ft.ct.codec()})
+	}
+	var buf seekablebuffer.Buffer
+	if err := in.Marshal(&buf); err != nil {
+		return err
+	}
+	f.init = buf.Bytes()
+	return nil
+}
+
 // flush encodes and emits the open fragment.
 func (f *Fragmenter) flush(d time.Duration) error {
 	f.open = false
-	if f.init == nil {
-		in := fmp4.Init{}
-		for _, ft := range f.tracks {
-			in.Tracks = append(in.Tracks, &fmp4.InitTrack{ID: ft.id, TimeScale: uint32(ft.ct.clockRate()), Codec: ft.ct.codec()})
-		}
-		var buf seekablebuffer.Buffer
-		if err := in.Marshal(&buf); err != nil {
-			return err
-		}
-		f.init = buf.Bytes()
-	}
 	f.seq++
 	part := fmp4.Part{SequenceNumber: f.seq}
 	n := 0

@@ -1,0 +1,219 @@
+package media
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/pion/rtp"
+)
+
+// A real H.264 SPS (1920x1080, baseline) and PPS, so init segments marshal.
+var (
+	testSPS = []byte{0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20}
+	testPPS = []byte{0x68, 0xce, 0x3c, 0x80}
+)
+
+// fakeTrack is a codecTrack whose access units say what they are: au[0][0]
+// is 1 for a keyframe, 2 for a keyframe with new parameters; the DTS is the
+// PTS. Audio fake tracks are always sync with a fixed nominal duration.
+type fakeTrack struct {
+	video bool
+	rate  int
+	sps   []byte
+}
+
+func (f *fakeTrack) depacketize(*rtp.Packet) ([][][]byte, error) { return nil, nil }
+func (f *fakeTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
+	if !f.video {
+		return sample{dts: pts, sync: true, payload: []byte{0xaa}, nominal: 1024}, true, false, nil
+	}
+	changed := au[0][0] == 2
+	if changed {
+		f.sps = append(bytes.Clone(testSPS[:len(testSPS)-1]), 0x21) // any different SPS bytes
+	}
+	return sample{dts: pts, sync: au[0][0] != 0, payload: []byte{au[0][0], 0, 0, 1}}, true, changed, nil
+}
+func (f *fakeTrack) codec() fmp4.Codec {
+	if !f.video {
+		return &fmp4.CodecOpus{ChannelCount: 2}
+	}
+	sps := f.sps
+	if sps == nil {
+		sps = testSPS
+	}
+	return &fmp4.CodecH264{SPS: sps, PPS: testPPS}
+}
+func (f *fakeTrack) clockRate() int { return f.rate }
+func (f *fakeTrack) isVideo() bool  { return f.video }
+func (f *fakeTrack) name() string   { return "fake" }
+
+type collected struct{ frags []*Fragment }
+
+func (c *collected) emit(f *Fragment) error { c.frags = append(c.frags, f); return nil }
+
+// parse decodes a fragment and returns, per track ID, its base time and samples.
+func parse(t *testing.T, f *Fragment) map[int]*fmp4.PartTrack {
+	t.Helper()
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(f.Init)); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(f.Media); err != nil {
+		t.Fatalf("media: %v", err)
+	}
+	out := map[int]*fmp4.PartTrack{}
+	for _, p := range parts {
+		for _, pt := range p.Tracks {
+			out[pt.ID] = pt
+		}
+	}
+	return out
+}
+
+func TestFragmenterCutsAtKeyframesAfterTarget(t *testing.T) {
+	var c collected
+	video, audio := &fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}
+	f := newFragmenter([]codecTrack{video, audio}, 2*time.Second, 10*time.Second, c.emit)
+	t0 := time.Unix(1_800_000_000, 0)
+	// 10.5 s at 25 fps with a keyframe every 50 frames, audio every 1024 samples,
+	// and 3 audio frames before the first video keyframe (dropped).
+	for i := range 3 {
+		f.Write(1, int64(i*1024)-5000, time.Time{}, t0, [][]byte{{0}})
+	}
+	ai := 0
+	for i := range 262 {
+		pts := int64(i * 3600)
+		kind := byte(0)
+		if i%50 == 0 {
+			kind = 1
+		}
+		if err := f.Write(0, pts, time.Time{}, t0.Add(time.Duration(i)*40*time.Millisecond), [][]byte{{kind}}); err != nil {
+			t.Fatal(err)
+		}
+		for ; int64(ai*1024)*90000/48000 <= pts; ai++ {
+			f.Write(1, int64(ai*1024), time.Time{}, t0, [][]byte{{0}})
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.frags) != 6 {
+		t.Fatalf("%d fragments, want 5 full and the last partial", len(c.frags))
+	}
+	var nextVideo uint64
+	videoSamples, audioSamples := 0, 0
+	for i, fr := range c.frags {
+		tracks := parse(t, fr)
+		v := tracks[1]
+		if v == nil || v.Samples[0].IsNonSyncSample || !fr.Keyframe {
+			t.Fatalf("fragment %d does not start with a keyframe", i)
+		}
+		want := 2 * time.Second
+		if i == 5 {
+			want = 12 * 40 * time.Millisecond
+		}
+		if fr.Duration != want {
+			t.Errorf("fragment %d lasts %v, want %v", i, fr.Duration, want)
+		}
+		if i > 0 && v.BaseTime != nextVideo {
+			t.Errorf("fragment %d video starts at %d, previous ended at %d", i, v.BaseTime, nextVideo)
+		}
+		nextVideo = v.BaseTime
+		for _, s := range v.Samples {
+			nextVideo += uint64(s.Duration)
+			if s.Duration != 3600 {
+				t.Fatalf("video sample duration %d", s.Duration)
+			}
+		}
+		videoSamples += len(v.Samples)
+		if a := tracks[2]; a != nil {
+			audioSamples += len(a.Samples)
+		}
+		if fr.Discontinuity != (i == 0) {
+			t.Errorf("fragment %d discontinuity %v", i, fr.Discontinuity)
+		}
+	}
+	if videoSamples != 262 {
+		t.Errorf("%d video samples stored, 262 written", videoSamples)
+	}
+	if audioSamples != ai {
+		t.Errorf("%d audio samples stored, %d written after the first keyframe", audioSamples, ai)
+	}
+}
+
+func TestFragmenterHardMaximumWithoutKeyframes(t *testing.T) {
+	var c collected
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, time.Second, 3*time.Second, c.emit)
+	for i := range 250 { // 10 s at 25 fps, one keyframe at the start
+		kind := byte(0)
+		if i == 0 {
+			kind = 1
+		}
+		f.Write(0, int64(i*3600), time.Time{}, time.Now(), [][]byte{{kind}})
+	}
+	f.Close()
+	if len(c.frags) != 4 {
+		t.Fatalf("%d fragments from 10 s without keyframes and a 3 s maximum", len(c.frags))
+	}
+	for i, fr := range c.frags[:3] {
+		if fr.Duration != 3*time.Second || fr.Keyframe != (i == 0) {
+			t.Errorf("fragment %d: %v keyframe=%v", i, fr.Duration, fr.Keyframe)
+		}
+	}
+}
+
+func TestFragmenterParameterChangeStartsNewInit(t *testing.T) {
+	var c collected
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, 2*time.Second, 10*time.Second, c.emit)
+	for i := range 30 {
+		kind := byte(0)
+		switch i {
+		case 0:
+			kind = 1
+		case 20:
+			kind = 2 // new SPS before the target duration
+		}
+		f.Write(0, int64(i*3600), time.Time{}, time.Now(), [][]byte{{kind}})
+	}
+	f.Close()
+	if len(c.frags) != 2 {
+		t.Fatalf("%d fragments, want a cut at the parameter change", len(c.frags))
+	}
+	if bytes.Equal(c.frags[0].Init, c.frags[1].Init) || !c.frags[1].Discontinuity {
+		t.Fatal("the fragment after new parameters must carry a new init and a discontinuity")
+	}
+	if c.frags[0].Duration != 20*40*time.Millisecond {
+		t.Fatalf("first fragment %v", c.frags[0].Duration)
+	}
+}
+
+func TestFragmentMetaRoundTrip(t *testing.T) {
+	m := FragmentMeta{Duration: 2002 * time.Millisecond, InitSize: 812, Samples: 97, Keyframe: true, Discontinuity: true, ServerNanos: 1_800_000_000_123_456_789}
+	got, err := ParseFragmentMeta(m.Key())
+	if err != nil || got != m {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+}
+
+func FuzzParseFragmentMeta(f *testing.F) {
+	f.Add(FragmentMeta{Duration: time.Second, InitSize: 10, Samples: 3, Keyframe: true}.Key())
+	f.Add("f1 1 2 3 - 4")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, key string) {
+		m, err := ParseFragmentMeta(key)
+		if err != nil {
+			return
+		}
+		if m.InitSize < 0 || m.Duration < 0 || m.Samples < 0 {
+			t.Fatalf("negative field from %q: %+v", key, m)
+		}
+		if _, err := ParseFragmentMeta(m.Key()); err != nil {
+			t.Fatalf("re-encoding %q: %v", key, err)
+		}
+		data := []byte(key)
+		SplitFragment(data, m) // must not panic on any data
+	})
+}
