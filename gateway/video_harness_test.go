@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia"
+	"github.com/bluenviron/gortsplib/v4"
 	"github.com/streamgate/streamgate/gateway"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 )
@@ -245,3 +247,18 @@ func decodeClean(t testing.TB, path string) {
 		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
 	}
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+func transportTCP() *gortsplib.Transport {
+	t := gortsplib.TransportTCP
+	return &t
+}
+
+// A real H.264 SPS (1920x1080) and PPS for hand-made session descriptions.
+var (
+	testSPSBytes = []byte{0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20}
+	testPPSBytes = []byte{0x68, 0xce, 0x3c, 0x80}
+)

@@ -31,6 +31,7 @@ type Fragmenter struct {
 	started       bool // the leader has produced its first sample
 	open          bool // a fragment has samples
 	startDTS      int64
+	startPTS      int64
 	producer      time.Time
 	server        time.Time
 	discontinuity bool
@@ -97,7 +98,7 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 		// The open fragment ends with the old parameters (its init was made
 		// when it opened); the next one gets a new init.
 		if f.open {
-			if err := f.cut(ft, s.dts); err != nil {
+			if err := f.cut(ft, s); err != nil {
 				return err
 			}
 			f.discontinuity = true
@@ -105,12 +106,12 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 		f.init = nil
 	}
 	if ft == f.leader {
-		if f.open {
-			elapsed := f.duration(s.dts - f.startDTS)
-			if (s.sync && elapsed >= f.target) || elapsed >= f.max {
-				if err := f.cut(ft, s.dts); err != nil {
-					return err
-				}
+		// A keyframe's presentation time measures the fragment exactly; decode
+		// times are compressed at a session's start while the DTS extractor
+		// learns the B-frame reordering.
+		if f.open && ((s.sync && f.duration(s.pts()-f.startPTS) >= f.target) || f.duration(s.dts-f.startDTS) >= f.max) {
+			if err := f.cut(ft, s); err != nil {
+				return err
 			}
 		}
 		if !f.open {
@@ -120,7 +121,7 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 				}
 			}
 			f.open, f.started = true, true
-			f.startDTS, f.server = s.dts, arrival
+			f.startDTS, f.startPTS, f.server = s.dts, s.pts(), arrival
 			f.producer = ntp
 			if ntp.IsZero() {
 				f.producer = arrival
@@ -171,17 +172,22 @@ func (ft *fragTrack) guessDuration() int64 {
 	return int64(ft.ct.clockRate() / 30)
 }
 
-// cut closes the open fragment before a sample of track by at dts. The
-// leader's held sample ends at dts; other tracks keep theirs for the next one.
-func (f *Fragmenter) cut(by *fragTrack, dts int64) error {
+// cut closes the open fragment before sample s of track by. The leader's
+// held sample ends where s begins; other tracks keep theirs for the next
+// fragment. The fragment lasts until s is presented when s is a keyframe,
+// else until it is decoded.
+func (f *Fragmenter) cut(by *fragTrack, s sample) error {
 	if by == f.leader && f.leader.held != nil {
-		f.leader.finish(dts - f.leader.heldDTS)
+		f.leader.finish(s.dts - f.leader.heldDTS)
 	}
-	end := dts
-	if by != f.leader {
-		end = f.leader.base + f.leader.total()
+	d := f.duration(s.dts - f.startDTS)
+	switch {
+	case by != f.leader:
+		d = f.duration(f.leader.base + f.leader.total() - f.startDTS)
+	case s.sync:
+		d = f.duration(s.pts() - f.startPTS)
 	}
-	return f.flush(f.duration(end - f.startDTS))
+	return f.flush(d)
 }
 
 // Close ends the session: the open fragment, held samples included, is

@@ -11,6 +11,8 @@ type Metrics struct {
 	fragmentBytes prometheus.Counter
 	fragmentsLost prometheus.Counter
 	decodeErrors  prometheus.Counter
+	packetsLost   prometheus.Counter
+	readerDrops   prometheus.Counter
 	backpressure  prometheus.Counter
 	storeSeconds  prometheus.Histogram
 	sourceUp      *prometheus.GaugeVec
@@ -34,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Fragments the store refused (the publisher's session is then ended)."}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_decode_errors_total",
 			Help: "RTP packets or access units that could not be depacketized or parsed."}),
+		packetsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_rtsp_packets_lost_total",
+			Help: "RTP packets lost on the way from publishers (UDP)."}),
+		readerDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_rtsp_reader_write_errors_total",
+			Help: "Packets not delivered to RTSP readers that fell behind (the recording is unaffected)."}),
 		backpressure: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_backpressure_seconds_total",
 			Help: "Time publishers were held back because the store was behind (nothing is dropped)."}),
 		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamgate_video_fragment_store_seconds",
@@ -45,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishers, m.rtspConns, m.rtspReaders, m.fragments, m.fragmentBytes, m.fragmentsLost,
-			m.decodeErrors, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries)
+			m.decodeErrors, m.packetsLost, m.readerDrops, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries)
 	}
 	return m
 }

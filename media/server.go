@@ -232,6 +232,22 @@ func (h *rtspHandler) OnConnClose(*gortsplib.ServerHandlerOnConnCloseCtx) {
 	h.s.m.rtspConns.Dec()
 }
 
+// OnPacketsLost counts RTP loss (UDP publishers); the fragmenter resumes at
+// the next keyframe, and the count is in the metrics.
+func (h *rtspHandler) OnPacketsLost(ctx *gortsplib.ServerHandlerOnPacketsLostCtx) {
+	h.s.m.packetsLost.Add(float64(ctx.Lost))
+}
+
+func (h *rtspHandler) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
+	h.s.m.decodeErrors.Inc()
+	h.s.log.Debug("RTSP decode error", "err", ctx.Error)
+}
+
+func (h *rtspHandler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	h.s.m.readerDrops.Inc()
+	h.s.log.Debug("RTSP reader too slow", "err", ctx.Error)
+}
+
 func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	d, _ := ctx.Session.UserData().(*sessionData)
 	if d == nil || d.pub == nil {

@@ -23,6 +23,8 @@ type sample struct {
 	nominal   int64 // duration when no later sample tells it (audio frame length), 0 if unknown
 }
 
+func (s sample) pts() int64 { return s.dts + int64(s.ptsOffset) }
+
 // codecTrack turns one RTP format into samples. Implementations keep the
 // codec parameters current and report when they change.
 type codecTrack interface {
