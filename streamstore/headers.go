@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 )
 
 // RecordHeader is a record without its data: what a listing needs. Reading
@@ -41,7 +40,7 @@ func (s *Store) Headers(name, shardID string, kind TimeKind, from, to int64, fn 
 	views := log.snapshot()
 	k := 0
 	if kind == ArrivalTime {
-		k = sort.Search(len(views), func(k int) bool { return views[k].count > 0 && views[k].last >= from })
+		k = segmentEndingAtOrAfter(views, from)
 	}
 	for ; k < len(views); k++ {
 		v := views[k]

@@ -528,11 +528,20 @@ func readSegment(v segView, off int64, next, vis uint64, recs []Record, bytes, m
 	return recs, bytes, next, done, err
 }
 
+// segmentEndingAtOrAfter returns the first segment whose last arrival is at
+// or after t. Only the active (tail) segment can be empty; it counts as
+// ending after everything, which keeps the search predicate monotonic (an
+// earlier version treated it as ending never, and after a restart, with an
+// empty active segment, binary search skipped every sealed one).
+func segmentEndingAtOrAfter(views []segView, t int64) int {
+	return sort.Search(len(views), func(k int) bool { return views[k].count == 0 || views[k].last >= t })
+}
+
 // seekTime returns the index of the first record that arrived at or after t.
 func (sh *shardLog) seekTime(t int64) (uint64, error) {
 	vis := sh.visible.Load()
 	views := sh.snapshot()
-	k := sort.Search(len(views), func(k int) bool { return views[k].count > 0 && views[k].last >= t })
+	k := segmentEndingAtOrAfter(views, t)
 	for ; k < len(views); k++ {
 		v := views[k]
 		if v.count == 0 {
