@@ -27,6 +27,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/streamgate/streamgate/gateway"
 	"github.com/streamgate/streamgate/gateway/auth"
+	"github.com/streamgate/streamgate/internal/mediatest"
 	"github.com/streamgate/streamgate/media"
 )
 
@@ -58,7 +59,7 @@ func rtspStatus(t *testing.T, rawURL string) int {
 // secret is 401, a key without kinesisvideo:GetMedia on the stream 403.
 func TestRTSPAuthentication(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg")
+	mediatest.Need(t, "ffmpeg")
 	s := startVideoServer(t, nil)
 	policy, err := auth.ParsePolicy([]byte(`{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/lobby/*"}]}`))
 	if err != nil {
@@ -83,7 +84,7 @@ func TestRTSPAuthentication(t *testing.T) {
 		t.Errorf("allowed key, stream not live: %d, want 404", got)
 	}
 	// The viewer may not publish; ffmpeg without credentials neither.
-	clip := testClip(t, "h264", 4)
+	clip := mediatest.Clip(t, "h264", 4)
 	for _, target := range []string{"rtsp://" + viewer.ID + ":" + viewer.Secret + "@" + addr + "/lobby", "rtsp://" + addr + "/lobby"} {
 		out, err := exec.Command("ffmpeg", "-v", "error", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", target).CombinedOutput()
 		if err == nil {
@@ -93,11 +94,7 @@ func TestRTSPAuthentication(t *testing.T) {
 		}
 	}
 	// With the admin key it works, and the viewer can then read it live.
-	cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("lobby"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	mediatest.PublishLoop(t, clip, s.rtspURL("lobby"))
 	s.waitLive(t, "lobby", true)
 	if got := rtspStatus(t, "rtsp://"+viewer.ID+":"+viewer.Secret+"@"+addr+"/lobby"); got != 200 {
 		t.Errorf("allowed key, live stream: %d, want 200", got)
@@ -108,20 +105,16 @@ func TestRTSPAuthentication(t *testing.T) {
 // decodes frames while the publisher runs.
 func TestRTSPReadLive(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg")
+	mediatest.Need(t, "ffmpeg")
 	s := startVideoServer(t, nil)
-	clip := testClip(t, "h264", 4)
-	pub := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("live"))
-	if err := pub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { pub.Process.Kill(); pub.Wait() }()
+	clip := mediatest.Clip(t, "h264", 4)
+	mediatest.PublishLoop(t, clip, s.rtspURL("live"))
 	s.waitLive(t, "live", true)
 	out := filepath.Join(t.TempDir(), "read.mkv")
 	if b, err := exec.Command("ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", s.rtspURL("live"), "-t", "5", "-c", "copy", "-y", out).CombinedOutput(); err != nil {
 		t.Fatalf("reading live over RTSP: %v\n%s", err, b)
 	}
-	if n := ffprobeFrames(t, out); n < 60 {
+	if n := mediatest.Frames(t, out); n < 60 {
 		t.Fatalf("read %d frames in 5 s of a 25 fps stream with 2 s GOPs", n)
 	}
 }
@@ -129,10 +122,10 @@ func TestRTSPReadLive(t *testing.T) {
 // A publisher killed mid-stream leaves a complete, decodable last fragment.
 func TestPublisherKilledMidStream(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg", "ffprobe")
+	mediatest.Need(t, "ffmpeg", "ffprobe")
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
-	clip := testClip(t, "h264", 20)
+	clip := mediatest.Clip(t, "h264", 20)
 	pub := exec.Command("ffmpeg", "-v", "error", "-re", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("cut"))
 	if err := pub.Start(); err != nil {
 		t.Fatal(err)
@@ -159,9 +152,9 @@ func TestPublisherKilledMidStream(t *testing.T) {
 	f, _ := os.Create(path)
 	io.Copy(f, out.Payload)
 	f.Close()
-	decodeClean(t, path)
+	mediatest.DecodeClean(t, path)
 	want := int(last.FragmentLengthInMilliseconds) / 40
-	if n := ffprobeFrames(t, path); n < want-1 || n > want+1 {
+	if n := mediatest.Frames(t, path); n < want-1 || n > want+1 {
 		t.Fatalf("last fragment has %d frames, its %d ms say %d", n, last.FragmentLengthInMilliseconds, want)
 	}
 }
@@ -170,13 +163,13 @@ func TestPublisherKilledMidStream(t *testing.T) {
 // a publisher that starts later, live.
 func TestGetMediaStartSelectors(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg", "ffprobe")
+	mediatest.Need(t, "ffmpeg", "ffprobe")
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	if _, err := c.kv.CreateStream(ctx, &kinesisvideo.CreateStreamInput{StreamName: aws.String("door"), DataRetentionInHours: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
 	}
-	clip := testClip(t, "h264", 8)
+	clip := mediatest.Clip(t, "h264", 8)
 	// NOW, opened before anything is published: it sees the publisher's fragments as they come.
 	nowCtx, cancel := contextWithTimeout(30 * time.Second)
 	defer cancel()
@@ -193,12 +186,12 @@ func TestGetMediaStartSelectors(t *testing.T) {
 		_, err := io.Copy(f, live.Payload)
 		done <- err
 	}()
-	publish(t, clip, s.rtspURL("door"), "tcp", true)
+	mediatest.Publish(t, clip, s.rtspURL("door"), "tcp", true)
 	s.waitLive(t, "door", false)
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	<-done
-	if n := ffprobeFrames(t, liveFile); n != 200 {
+	if n := mediatest.Frames(t, liveFile); n != 200 {
 		t.Errorf("GetMedia NOW followed %d frames of a 200-frame publish", n)
 	}
 	// EARLIEST: everything stored; the tags carry fragment numbers.
@@ -214,7 +207,7 @@ func TestGetMediaStartSelectors(t *testing.T) {
 	go func() { time.Sleep(2 * time.Second); ecancel() }()
 	io.Copy(f, early.Payload)
 	f.Close()
-	if n := ffprobeFrames(t, earlyFile); n != 200 {
+	if n := mediatest.Frames(t, earlyFile); n != 200 {
 		t.Errorf("GetMedia EARLIEST returned %d frames of 200 stored", n)
 	}
 	if b, err := exec.Command("mkvinfo", "--all", earlyFile).CombinedOutput(); err == nil && !strings.Contains(string(b), "AWS_KINESISVIDEO_CONTINUATION_TOKEN") {
@@ -235,7 +228,7 @@ func TestGetMediaStartSelectors(t *testing.T) {
 	io.Copy(f, after.Payload)
 	f.Close()
 	want := 200 - int(frags[0].FragmentLengthInMilliseconds)/40
-	if n := ffprobeFrames(t, afterFile); n != want {
+	if n := mediatest.Frames(t, afterFile); n != want {
 		t.Errorf("GetMedia after the first fragment: %d frames, want %d", n, want)
 	}
 }
@@ -243,18 +236,14 @@ func TestGetMediaStartSelectors(t *testing.T) {
 // Bad input gets errors in the protocol's form and leaves other streams alone.
 func TestVideoBadInput(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg")
+	mediatest.Need(t, "ffmpeg")
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	addr := s.gw.RTSPAddr()
 
 	// A well-behaved publisher runs throughout.
-	clip := testClip(t, "h264", 4)
-	good := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("good"))
-	if err := good.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { good.Process.Kill(); good.Wait() }()
+	clip := mediatest.Clip(t, "h264", 4)
+	mediatest.PublishLoop(t, clip, s.rtspURL("good"))
 	s.waitLive(t, "good", true)
 
 	// Nonsense over the RTSP port: a 400 or a closed connection, never a hang.
@@ -321,14 +310,11 @@ func TestVideoBadInput(t *testing.T) {
 // publisher) and reconnects when the camera goes away and comes back.
 func TestPullSourceRecordsAndReconnects(t *testing.T) {
 	t.Parallel()
-	needTools(t, "ffmpeg")
+	mediatest.Need(t, "ffmpeg")
 	camera := startVideoServer(t, nil)
-	clip := testClip(t, "h264", 4)
+	clip := mediatest.Clip(t, "h264", 4)
 	startCamera := func() *exec.Cmd {
-		cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", camera.rtspURL("cam"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := mediatest.PublishLoop(t, clip, camera.rtspURL("cam"))
 		camera.waitLive(t, "cam", true)
 		return cmd
 	}
@@ -370,8 +356,7 @@ func TestPullSourceRecordsAndReconnects(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cam = startCamera()
-	defer func() { cam.Process.Kill(); cam.Wait() }()
+	startCamera()
 	waitFragments(got + 2)
 	src, _ = s.describeRaw(t, "pulled")["Source"].(map[string]any)
 	if src["State"] != "PLAYING" || src["Attempts"].(float64) < 2 {

@@ -11,13 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,16 +26,6 @@ import (
 	"github.com/streamgate/streamgate/gateway"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 )
-
-// needTools skips a test when a media tool is missing; `make test` installs them.
-func needTools(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it)", tool)
-		}
-	}
-}
 
 // freeUDPPair finds an even UDP port whose successor is free too, for RTP and RTCP.
 func freeUDPPair(t testing.TB) (string, string) {
@@ -89,51 +73,6 @@ func startVideoServer(t testing.TB, tweak func(*gateway.Config)) *server {
 func (s *server) rtspURL(stream string) string {
 	u := url.URL{Scheme: "rtsp", Host: s.gw.RTSPAddr(), Path: "/" + stream, User: url.UserPassword(s.key.ID, s.key.Secret)}
 	return u.String()
-}
-
-var clipMu sync.Mutex
-
-// testClip encodes (once per run and codec) a clip with a moving test
-// pattern and a tone: 25 fps, 2 s GOP, B-frames, AAC audio.
-func testClip(t testing.TB, codec string, seconds int) string {
-	t.Helper()
-	needTools(t, "ffmpeg")
-	clipMu.Lock()
-	defer clipMu.Unlock()
-	dir := filepath.Join(os.TempDir(), "streamgate-test-clips")
-	os.MkdirAll(dir, 0o755)
-	path := filepath.Join(dir, fmt.Sprintf("%s-%ds.mp4", codec, seconds))
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	enc := []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "2"}
-	if codec == "h265" {
-		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
-	}
-	args := []string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=320x240:rate=25:duration=%d", seconds),
-		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds)}
-	args = append(args, enc...)
-	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest", "-y", path+".tmp.mp4")
-	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-		t.Fatalf("encoding test clip: %v\n%s", err, out)
-	}
-	if err := os.Rename(path+".tmp.mp4", path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// publish runs ffmpeg publishing a clip over RTSP and waits for it to end.
-func publish(t testing.TB, clip, target, transport string, realtime bool) {
-	t.Helper()
-	args := []string{"-v", "error"}
-	if realtime {
-		args = append(args, "-re")
-	}
-	args = append(args, "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, target)
-	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg publish: %v\n%s", err, out)
-	}
 }
 
 // videoClients are the SDK clients a KVS user makes.
@@ -222,30 +161,6 @@ func listAll(t testing.TB, c videoClients, stream string, sel *amtypes.FragmentS
 func fragNum(f amtypes.Fragment) *bigInt {
 	n, _ := new(bigInt).SetString(aws.ToString(f.FragmentNumber), 10)
 	return n
-}
-
-// ffprobeFrames counts the decodable video frames of a file.
-func ffprobeFrames(t testing.TB, path string) int {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
-	if err != nil {
-		t.Fatalf("ffprobe output %q", out)
-	}
-	return n
-}
-
-// decodeClean decodes a file with ffmpeg and fails on any decoder error.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
-	}
 }
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/streamgate/streamgate/internal/mediatest"
 )
 
 // TestRTSPPublishToFragments publishes a 20 s H.264+AAC clip over RTSP (TCP
@@ -19,7 +20,7 @@ import (
 // SDK are contiguous, add up to the clip, and GetMediaForFragmentList's
 // Matroska decodes to every frame.
 func TestRTSPPublishToFragments(t *testing.T) {
-	needTools(t, "ffmpeg", "ffprobe")
+	mediatest.Need(t, "ffmpeg", "ffprobe")
 	for _, tc := range []struct {
 		name, codec, transport string
 		realtime               bool
@@ -31,10 +32,10 @@ func TestRTSPPublishToFragments(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const seconds = 20
-			clip := testClip(t, tc.codec, seconds)
+			clip := mediatest.Clip(t, tc.codec, seconds)
 			s := startVideoServer(t, nil)
 			c := s.videoClients()
-			publish(t, clip, s.rtspURL("cam1"), tc.transport, tc.realtime)
+			mediatest.Publish(t, clip, s.rtspURL("cam1"), tc.transport, tc.realtime)
 			s.waitLive(t, "cam1", false)
 
 			frags := listAll(t, c, "cam1", nil)
@@ -64,10 +65,10 @@ func TestRTSPPublishToFragments(t *testing.T) {
 			io.Copy(f, out.Payload)
 			out.Payload.Close()
 			f.Close()
-			if n := ffprobeFrames(t, mkv); n != seconds*25 {
+			if n := mediatest.Frames(t, mkv); n != seconds*25 {
 				t.Errorf("GetMediaForFragmentList has %d frames, clip has %d", n, seconds*25)
 			}
-			decodeClean(t, mkv)
+			mediatest.DecodeClean(t, mkv)
 			if _, err := exec.LookPath("mkvinfo"); err == nil {
 				if b, err := exec.Command("mkvinfo", "--all", mkv).CombinedOutput(); err != nil || !strings.Contains(string(b), "AWS_KINESISVIDEO_FRAGMENT_NUMBER") {
 					t.Errorf("mkvinfo: %v\n%s", err, b)

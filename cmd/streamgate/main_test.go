@@ -108,10 +108,19 @@ func (p *proc) adminKey(t *testing.T) auth.Key {
 	return keys[0]
 }
 
-func (p *proc) client() *kinesis.Client {
+// keys is the admin key, read from the data directory.
+func (p *proc) keys() auth.Key {
 	keys, _ := auth.LoadKeys(auth.KeysPath(p.dataDir))
+	if len(keys) == 0 {
+		return auth.Key{}
+	}
+	return keys[0]
+}
+
+func (p *proc) client() *kinesis.Client {
+	key := p.keys()
 	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + p.addr),
-		Credentials: credentials.NewStaticCredentialsProvider(keys[0].ID, keys[0].Secret, ""), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider(key.ID, key.Secret, ""), Retryer: aws.NopRetryer{},
 		HTTPClient: awsapi.SDKHTTPClient(nil)})
 }
 

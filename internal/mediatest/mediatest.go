@@ -1,0 +1,109 @@
+// Package mediatest holds what video tests share: test clips made with
+// ffmpeg, and ffmpeg/ffprobe checks of what the gateway returns.
+package mediatest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Need fails the test when a media tool is missing: `make test` installs
+// them, and a test that skipped would hide a broken install step.
+func Need(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run `make test`, which installs it", tool)
+		}
+	}
+}
+
+var clipMu sync.Mutex
+
+// Clip encodes (once per machine, codec and length) a clip with a moving
+// test pattern and a tone: 320x240, 25 fps, a keyframe every 2 s, B-frames,
+// AAC audio. codec is "h264" or "h265".
+func Clip(t testing.TB, codec string, seconds int) string {
+	t.Helper()
+	Need(t, "ffmpeg")
+	clipMu.Lock()
+	defer clipMu.Unlock()
+	dir := filepath.Join(os.TempDir(), "streamgate-test-clips")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, fmt.Sprintf("%s-%ds.mp4", codec, seconds))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	enc := []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "2"}
+	if codec == "h265" {
+		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
+	}
+	args := []string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=320x240:rate=25:duration=%d", seconds),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds)}
+	args = append(args, enc...)
+	tmp := fmt.Sprintf("%s.%d.tmp.mp4", path, os.Getpid())
+	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest", "-y", tmp)
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("encoding test clip: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Publish runs ffmpeg publishing a clip over RTSP and waits for it to end.
+func Publish(t testing.TB, clip, target, transport string, realtime bool) {
+	t.Helper()
+	args := []string{"-v", "error"}
+	if realtime {
+		args = append(args, "-re")
+	}
+	args = append(args, "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, target)
+	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg publish: %v\n%s", err, out)
+	}
+}
+
+// PublishLoop starts ffmpeg publishing a clip in a loop, in real time; the
+// returned command is killed when the test ends.
+func PublishLoop(t testing.TB, clip, target string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", target)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// Frames counts the decodable video frames of a file.
+func Frames(t testing.TB, path string) int {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
+	if err != nil {
+		t.Fatalf("ffprobe output %q", out)
+	}
+	return n
+}
+
+// DecodeClean decodes a file with ffmpeg and fails on any decoder message.
+func DecodeClean(t testing.TB, path string) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
+	}
+}
