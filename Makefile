@@ -18,7 +18,8 @@ build:
 run: build
 	./$(BIN) serve --data-dir ./data
 
-# Tools the integration tests drive (aws CLI, boto3, curl; gcc for -race).
+# Tools the integration tests drive (aws CLI, boto3, curl, ffmpeg/ffprobe,
+# mkvinfo; gcc for -race).
 # Each is installed only when missing, from
 # Debian's packages (the only registry besides the Go proxy and npm here).
 APT_GET := $(shell command -v apt-get 2>/dev/null)
@@ -28,6 +29,8 @@ test-deps:
 	python3 -c 'import boto3' >/dev/null 2>&1 || /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need="$$need python3-boto3"; \
 	command -v gcc >/dev/null 2>&1 || need="$$need gcc"; \
 	command -v curl >/dev/null 2>&1 || need="$$need curl"; \
+	command -v ffmpeg >/dev/null 2>&1 || need="$$need ffmpeg"; \
+	command -v mkvinfo >/dev/null 2>&1 || need="$$need mkvtoolnix"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing:$$need"; \
 	  [ -n "$(APT_GET)" ] || { echo "apt-get not found; install$$need by hand" >&2; exit 1; }; \
@@ -59,6 +62,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeIndex$$' -fuzztime $(FUZZTIME) ./streamstore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSeq$$' -fuzztime $(FUZZTIME) ./streamstore
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoder$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFragmentMeta$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzMKVFromFragment$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzKVSRequests$$' -fuzztime $(FUZZTIME) ./gateway
 
 bench: build
 	./scripts/bench.sh

@@ -94,29 +94,39 @@ func (s *server) videoClients() videoClients {
 	}
 }
 
-// restCall posts a signed REST-JSON request to a Kinesis Video path.
-func (s *server) restCall(t testing.TB, path string, body []byte) (int, http.Header, []byte) {
-	t.Helper()
+// signedPost posts a REST-JSON body to a Kinesis Video path, signed with
+// the admin key, and returns the status and response body.
+func (s *server) signedPost(client *http.Client, path string, body []byte) (int, []byte, error) {
 	req, _ := http.NewRequest("POST", s.endpoint+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256.Sum256(body)
 	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key.ID, SecretAccessKey: s.key.Secret}, req, hex.EncodeToString(sum[:]), "kinesisvideo", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// restCall is signedPost for tests that expect an answer.
+func (s *server) restCall(t testing.TB, path string, body []byte) (int, []byte) {
+	t.Helper()
+	status, b, err := s.signedPost(http.DefaultClient, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
+	return status, b
 }
 
 // describeRaw returns DescribeStream's StreamInfo with the gateway's own
 // fields (Live, Source) that the SDK shape does not model.
 func (s *server) describeRaw(t testing.TB, stream string) map[string]any {
 	t.Helper()
-	status, _, body := s.restCall(t, "/describeStream", jsonBody(map[string]string{"StreamName": stream}))
+	status, body := s.restCall(t, "/describeStream", jsonBody(map[string]string{"StreamName": stream}))
 	if status != 200 {
 		return nil
 	}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -215,5 +216,50 @@ func FuzzParseFragmentMeta(f *testing.F) {
 		}
 		data := []byte(key)
 		SplitFragment(data, m) // must not panic on any data
+	})
+}
+
+// realFragment is a fragment the fragmenter made from fake H.264 and Opus.
+func realFragment(t testing.TB) *Fragment {
+	var c collected
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}}, time.Second, 5*time.Second, c.emit)
+	for i := range 30 {
+		kind := byte(0)
+		if i == 0 {
+			kind = 1
+		}
+		f.Write(0, int64(i*3600), time.Time{}, time.Now(), [][]byte{{kind}})
+		f.Write(1, int64(i*1920), time.Time{}, time.Now(), [][]byte{{0}})
+	}
+	f.Close()
+	return c.frags[0]
+}
+
+func TestMKVFromFragment(t *testing.T) {
+	fr := realFragment(t)
+	var buf bytes.Buffer
+	w := NewMKVWriter(&buf)
+	for i := range 3 {
+		if err := w.WriteFragment(fr.Init, fr.Media, i == 2, []MKVTag{{"AWS_KINESISVIDEO_FRAGMENT_NUMBER", "1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One EBML header for the first two fragments (same init), a new one at the new session.
+	if n := bytes.Count(buf.Bytes(), []byte{0x1a, 0x45, 0xdf, 0xa3}); n != 2 {
+		t.Fatalf("%d EBML headers, want 2", n)
+	}
+	if n := bytes.Count(buf.Bytes(), []byte("AWS_KINESISVIDEO_FRAGMENT_NUMBER")); n != 3 {
+		t.Fatalf("%d fragment tags, want 3", n)
+	}
+}
+
+// FuzzMKVFromFragment feeds damaged stored fragments to the Matroska
+// writer: an error, never a panic.
+func FuzzMKVFromFragment(f *testing.F) {
+	fr := realFragment(f)
+	f.Add(fr.Init, fr.Media)
+	f.Add(fr.Init[:len(fr.Init)/2], fr.Media[:10])
+	f.Fuzz(func(t *testing.T, init, media []byte) {
+		NewMKVWriter(io.Discard).WriteFragment(init, media, false, nil)
 	})
 }

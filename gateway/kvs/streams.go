@@ -433,13 +433,18 @@ func (a *API) listTagsForStream(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags := info.Tags
+	return tagsOutput(info.Tags), nil
+}
+
+// tagsOutput is the answer of both tag listings (a map in both, unlike
+// TagResource's input list).
+func tagsOutput(tags map[string]string) any {
 	if tags == nil {
 		tags = map[string]string{}
 	}
 	return struct {
 		Tags map[string]string `json:"Tags"`
-	}{tags}, nil
+	}{tags}
 }
 
 func (a *API) listTagsForResource(r *awsapi.Request) (any, error) {
@@ -453,27 +458,9 @@ func (a *API) listTagsForResource(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	type tag struct {
-		Key   string `json:"Key"`
-		Value string `json:"Value"`
-	}
-	out := struct {
-		Tags []tag `json:"Tags"`
-	}{Tags: []tag{}}
-	for _, k := range sortedKeys(info.Tags) {
-		out.Tags = append(out.Tags, tag{k, info.Tags[k]})
-	}
-	return out, nil
+	return tagsOutput(info.Tags), nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 func (a *API) getDataEndpoint(r *awsapi.Request) (any, error) {
 	var in struct {
