@@ -461,7 +461,6 @@ func (a *API) listTagsForResource(r *awsapi.Request) (any, error) {
 	return tagsOutput(info.Tags), nil
 }
 
-
 func (a *API) getDataEndpoint(r *awsapi.Request) (any, error) {
 	var in struct {
 		streamRef
