@@ -22,10 +22,17 @@ type Fragment struct {
 	Keyframe      bool          // starts with a video keyframe (or has no video)
 	Discontinuity bool          // codec parameters changed or a new publisher session began
 	Samples       int           // all tracks
+	Frames        int           // samples of the leading track (video frames)
+
+	completed time.Time // when the packet that completed the fragment arrived
+	raw       []byte    // Init and Media, contiguous, when the fragmenter made them
 }
 
 // Data is the fragment as stored: Init followed by Media.
 func (f *Fragment) Data() []byte {
+	if f.raw != nil {
+		return f.raw
+	}
 	b := make([]byte, 0, len(f.Init)+len(f.Media))
 	return append(append(b, f.Init...), f.Media...)
 }

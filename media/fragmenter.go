@@ -1,7 +1,9 @@
 package media
 
 import (
+	"bytes"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -36,7 +38,8 @@ type Fragmenter struct {
 	server        time.Time
 	discontinuity bool
 	seq           uint32
-	init          []byte // current init segment; nil when parameters changed
+	init          []byte    // current init segment; nil when parameters changed
+	now           time.Time // arrival of the access unit being written
 }
 
 // fragTrack is one track's state in the fragmenter.
@@ -90,6 +93,7 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 		return errNoTrack
 	}
 	ft := f.tracks[i]
+	f.now = arrival
 	s, ok, changed, err := ft.ct.sample(pts, au)
 	if err != nil || !ok {
 		return err
@@ -196,6 +200,7 @@ func (f *Fragmenter) Close() error {
 	if !f.open {
 		return nil
 	}
+	f.now = time.Now()
 	for _, ft := range f.tracks {
 		if ft.held != nil {
 			ft.finish(ft.guessDuration())
@@ -210,6 +215,21 @@ func (ft *fragTrack) total() int64 {
 		n += int64(s.Duration)
 	}
 	return n
+}
+
+// fragmentBuffers recycles fragment buffers once the store has copied them
+// and no live reader holds them: fresh megabyte buffers every two seconds
+// per camera cost page faults and GC work.
+var fragmentBuffers sync.Pool
+
+// recycle returns a stored fragment's buffer for reuse. The fragment must
+// not be used afterwards.
+func (f *Fragment) recycle() {
+	if f.raw != nil && cap(f.raw) <= 64<<20 {
+		b := f.raw[:0]
+		fragmentBuffers.Put(&b)
+	}
+	f.raw, f.Init, f.Media = nil, nil, nil
 }
 
 // makeInit encodes the init segment of the tracks' current parameters.
@@ -231,7 +251,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	f.open = false
 	f.seq++
 	part := fmp4.Part{SequenceNumber: f.seq}
-	n := 0
+	n, frames := 0, len(f.leader.samples)
 	keyframe := true
 	for _, ft := range f.tracks {
 		if len(ft.samples) == 0 {
@@ -249,13 +269,29 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	if n == 0 {
 		return nil
 	}
+	// One buffer holds the whole record (init, then moof+mdat), sized up
+	// front: no growing copies, and storing it needs no concatenation.
+	size := len(f.init) + 4096
+	for _, pt := range part.Tracks {
+		size += 16 * len(pt.Samples)
+		for _, s := range pt.Samples {
+			size += len(s.Payload)
+		}
+	}
 	var buf seekablebuffer.Buffer
+	if p, ok := fragmentBuffers.Get().(*[]byte); ok && cap(*p) >= size {
+		buf.Buffer = *bytes.NewBuffer((*p)[:0])
+	} else {
+		buf.Grow(size)
+	}
+	buf.Write(f.init)
 	if err := part.Marshal(&buf); err != nil {
 		return err
 	}
+	b := buf.Bytes()
 	frag := &Fragment{
-		Init: f.init, Media: buf.Bytes(), Producer: f.producer, Server: f.server, Duration: d,
-		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n,
+		Init: b[:len(f.init):len(f.init)], Media: b[len(f.init):], raw: b, Producer: f.producer, Server: f.server, Duration: d,
+		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now,
 	}
 	f.discontinuity = false
 	return f.emit(frag)

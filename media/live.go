@@ -63,18 +63,23 @@ func (l *live) subscribe() *Subscription {
 	return s
 }
 
-func (l *live) broadcast(f StoredFragment) {
+// broadcast hands a stored fragment to the live subscribers and returns
+// how many took it.
+func (l *live) broadcast(f StoredFragment) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	n := 0
 	for s := range l.subs {
 		select {
 		case s.c <- f:
+			n++
 		default:
 			s.dropped = true
 			delete(l.subs, s)
 			close(s.c)
 		}
 	}
+	return n
 }
 
 // endSubscriptions closes every subscription: the publisher is gone.

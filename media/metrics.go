@@ -4,19 +4,21 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the media server's Prometheus collectors.
 type Metrics struct {
-	publishers    prometheus.Gauge
-	rtspConns     prometheus.Gauge
-	rtspReaders   prometheus.Counter
-	fragments     prometheus.Counter
-	fragmentBytes prometheus.Counter
-	fragmentsLost prometheus.Counter
-	decodeErrors  prometheus.Counter
-	packetsLost   prometheus.Counter
-	readerDrops   prometheus.Counter
-	backpressure  prometheus.Counter
-	storeSeconds  prometheus.Histogram
-	sourceUp      *prometheus.GaugeVec
-	sourceRetries *prometheus.CounterVec
+	publishers     prometheus.Gauge
+	rtspConns      prometheus.Gauge
+	rtspReaders    prometheus.Counter
+	fragments      prometheus.Counter
+	fragmentBytes  prometheus.Counter
+	frames         prometheus.Counter
+	fragmentsLost  prometheus.Counter
+	decodeErrors   prometheus.Counter
+	packetsLost    prometheus.Counter
+	readerDrops    prometheus.Counter
+	backpressure   prometheus.Counter
+	storeSeconds   prometheus.Histogram
+	visibleSeconds prometheus.Histogram
+	sourceUp       *prometheus.GaugeVec
+	sourceRetries  *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -32,6 +34,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Fragments stored."}),
 		fragmentBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_fragment_bytes_total",
 			Help: "Bytes of fragments stored."}),
+		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_frames_stored_total",
+			Help: "Video frames (samples of each stream's leading track) in stored fragments."}),
+		visibleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamgate_video_fragment_visible_seconds",
+			Help:    "From the packet that completed a fragment (the next keyframe) to the fragment being durable and listable.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		fragmentsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_fragments_lost_total",
 			Help: "Fragments the store refused (the publisher's session is then ended)."}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_decode_errors_total",
@@ -50,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Reconnection attempts of pull sources."}, []string{"stream"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.publishers, m.rtspConns, m.rtspReaders, m.fragments, m.fragmentBytes, m.fragmentsLost,
+		reg.MustRegister(m.publishers, m.rtspConns, m.rtspReaders, m.fragments, m.fragmentBytes, m.frames, m.visibleSeconds, m.fragmentsLost,
 			m.decodeErrors, m.packetsLost, m.readerDrops, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries)
 	}
 	return m

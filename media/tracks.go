@@ -2,9 +2,13 @@ package media
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -81,6 +85,18 @@ func newCodecTrack(f format.Format) (codecTrack, error) {
 	return nil, fmt.Errorf("codec %s is not supported", f.Codec())
 }
 
+// notYet drops the depacketizer's "not a whole access unit yet" answers,
+// which are how it works, not errors: an access unit spans packets, and a
+// session may begin mid-unit.
+func notYet(err error, benign ...error) error {
+	for _, b := range benign {
+		if errors.Is(err, b) {
+			return nil
+		}
+	}
+	return err
+}
+
 // h264Track records H.264: parameters from the SDP and in-band SPS/PPS,
 // decode times from the DTS extractor, samples in AVCC form.
 type h264Track struct {
@@ -94,7 +110,7 @@ type h264Track struct {
 func (t *h264Track) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
 	au, err := t.dec.Decode(pkt)
 	if err != nil || au == nil {
-		return nil, err
+		return nil, notYet(err, rtph264.ErrMorePacketsNeeded, rtph264.ErrNonStartingPacketAndNoPrevious)
 	}
 	return [][][]byte{au}, nil
 }
@@ -162,7 +178,7 @@ type h265Track struct {
 func (t *h265Track) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
 	au, err := t.dec.Decode(pkt)
 	if err != nil || au == nil {
-		return nil, err
+		return nil, notYet(err, rtph265.ErrMorePacketsNeeded, rtph265.ErrNonStartingPacketAndNoPrevious)
 	}
 	return [][][]byte{au}, nil
 }
@@ -230,7 +246,7 @@ type aacTrack struct {
 func (t *aacTrack) depacketize(pkt *rtp.Packet) ([][][]byte, error) {
 	aus, err := t.dec.Decode(pkt)
 	if err != nil {
-		return nil, err
+		return nil, notYet(err, rtpmpeg4audio.ErrMorePacketsNeeded)
 	}
 	out := make([][][]byte, len(aus))
 	for i, au := range aus {

@@ -38,6 +38,13 @@ type Record struct {
 
 // appendFrame encodes one record onto buf.
 func appendFrame(buf []byte, index uint64, arrival, producer int64, key string, data []byte) []byte {
+	return append(appendFrameHead(buf, index, arrival, producer, key, data), data...)
+}
+
+// appendFrameHead encodes a record's frame without its data, which the
+// caller writes right after it: large records (video fragments) are not
+// copied into the write buffer. Length and CRC cover the data.
+func appendFrameHead(buf []byte, index uint64, arrival, producer int64, key string, data []byte) []byte {
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint64(buf, index)
@@ -45,10 +52,9 @@ func appendFrame(buf []byte, index uint64, arrival, producer int64, key string, 
 	buf = binary.BigEndian.AppendUint64(buf, uint64(producer))
 	buf = binary.AppendUvarint(buf, uint64(len(key)))
 	buf = append(buf, key...)
-	buf = append(buf, data...)
-	payload := buf[start+frameHeader:]
-	binary.BigEndian.PutUint32(buf[start:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, castagnoli))
+	head := buf[start+frameHeader:]
+	binary.BigEndian.PutUint32(buf[start:], uint32(len(head)+len(data)))
+	binary.BigEndian.PutUint32(buf[start+4:], crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, data))
 	return buf
 }
 

@@ -218,6 +218,35 @@ func (sh *shardLog) rollLocked() error {
 	return nil
 }
 
+// bigRecord is the size from which a record's data is written from the
+// caller's slice rather than copied into the shard's write buffer.
+const bigRecord = 64 << 10
+
+// bigData is data to write after buf[:at].
+type bigData struct {
+	at   int
+	data []byte
+}
+
+// writePieces writes buf with each big record's data spliced in after its
+// frame head, sequentially from off.
+func writePieces(f vfs.File, off int64, buf []byte, big []bigData) error {
+	prev := 0
+	for _, b := range big {
+		if _, err := f.WriteAt(buf[prev:b.at], off); err != nil {
+			return err
+		}
+		off += int64(b.at - prev)
+		if _, err := f.WriteAt(b.data, off); err != nil {
+			return err
+		}
+		off += int64(len(b.data))
+		prev = b.at
+	}
+	_, err := f.WriteAt(buf[prev:], off)
+	return err
+}
+
 // pending is one record waiting to be appended.
 type pending struct {
 	key      string
@@ -266,13 +295,23 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
 		lastIndexed = g.index[n-1].offset
 	}
 	var newIndex []indexEntry
+	var big []bigData // data written in place, not copied into buf
+	size := int64(0)  // bytes of the write: buf and the big data
 	for i, r := range recs {
-		off := g.size + int64(len(buf))
+		off := g.size + size
 		if off-lastIndexed >= indexEvery {
 			newIndex = append(newIndex, indexEntry{first + uint64(i), off, r.arrival})
 			lastIndexed = off
 		}
-		buf = appendFrame(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
+		n := len(buf)
+		if len(r.data) >= bigRecord {
+			buf = appendFrameHead(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
+			big = append(big, bigData{len(buf), r.data})
+			size += int64(len(r.data))
+		} else {
+			buf = appendFrame(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
+		}
+		size += int64(len(buf) - n)
 	}
 	producers := g.producers
 	for _, r := range recs {
@@ -281,7 +320,7 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
 	if cap(buf) <= 8<<20 {
 		sh.buf = buf
 	}
-	if _, err := g.file.WriteAt(buf, g.size); err != nil {
+	if err := writePieces(g.file, g.size, buf, big); err != nil {
 		// Cut whatever part of the write landed, so the file ends at the last
 		// good frame again. If even that fails, the tail is unknown: fault.
 		if terr := g.file.Truncate(g.size); terr != nil {
@@ -297,14 +336,14 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
 	if g.count == 0 {
 		g.firstTime = recs[0].arrival
 	}
-	g.size += int64(len(buf))
+	g.size += size
 	g.count += uint64(len(recs))
 	g.lastTime = t
 	g.producers = producers
 	g.index = append(g.index, newIndex...)
 	sh.next += uint64(len(recs))
 	sh.lastArrival = t
-	sh.addBytes(int64(len(buf) + 24*len(newIndex)))
+	sh.addBytes(size + int64(24*len(newIndex)))
 	if sh.opts.Fsync != FsyncAlways {
 		sh.publish(sh.next)
 	}

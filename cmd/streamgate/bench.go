@@ -32,8 +32,13 @@ import (
 // paths send pre-encoded bodies over raw HTTP with SigV4 signatures (payload
 // hashes computed once), so the generator costs little CPU next to the server.
 func benchCmd(args []string) error {
-	if len(args) == 0 || args[0] != "kinesis" {
-		return errors.New("usage: streamgate bench kinesis [--mode put|get|subscribe] [flags]")
+	switch {
+	case len(args) > 0 && args[0] == "video":
+		return benchVideoCmd(args[1:])
+	case len(args) > 0 && args[0] == "fragments":
+		return benchFragmentsCmd(args[1:])
+	case len(args) == 0 || args[0] != "kinesis":
+		return errors.New("usage: streamgate bench kinesis|video|fragments [flags]")
 	}
 	var b bench
 	fs := flag.NewFlagSet("bench kinesis", flag.ExitOnError)

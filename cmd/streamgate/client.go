@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
@@ -28,41 +29,56 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.secretKey, "secret-key", "", "secret access key (default: AWS environment or profile)")
 }
 
-func (c *clientFlags) kinesis() *kinesis.Client {
+// resolved is where and as whom a client command connects.
+type resolved struct {
+	region   string
+	endpoint *string
+	creds    aws.CredentialsProvider
+}
+
+func (c *clientFlags) resolve() resolved {
 	// No instance-metadata lookups: an edge box is no EC2 instance.
 	cfg, err := config.LoadDefaultConfig(bg, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	if err != nil {
 		cfg = aws.Config{} // a broken profile: fall back to flags and defaults
 	}
-	o := kinesis.Options{
-		Region:       cfg.Region,
-		BaseEndpoint: cfg.BaseEndpoint,
-		Credentials:  cfg.Credentials,
-		HTTPClient:   awsapi.SDKHTTPClient(nil),
-	}
+	r := resolved{region: cfg.Region, endpoint: cfg.BaseEndpoint, creds: cfg.Credentials}
 	if c.region != "" {
-		o.Region = c.region
+		r.region = c.region
 	}
-	if o.Region == "" {
-		o.Region = "us-east-1"
+	if r.region == "" {
+		r.region = "us-east-1"
 	}
 	if c.endpoint != "" {
-		o.BaseEndpoint = aws.String(c.endpoint)
+		r.endpoint = aws.String(c.endpoint)
 	}
-	if o.BaseEndpoint == nil {
-		o.BaseEndpoint = aws.String("http://localhost:4566")
+	if r.endpoint == nil {
+		r.endpoint = aws.String("http://localhost:4566")
 	}
 	if c.accessKey != "" || c.secretKey != "" {
-		o.Credentials = credentials.NewStaticCredentialsProvider(c.accessKey, c.secretKey, "")
+		r.creds = credentials.NewStaticCredentialsProvider(c.accessKey, c.secretKey, "")
 	}
-	if o.Credentials == nil {
-		o.Credentials = anonymous
-	} else if _, err := o.Credentials.Retrieve(bg); err != nil {
+	if r.creds == nil {
+		r.creds = anonymous
+	} else if _, err := r.creds.Retrieve(bg); err != nil {
 		// No credentials anywhere: fine for a gateway running with auth none;
 		// one with auth on answers UnrecognizedClientException.
-		o.Credentials = anonymous
+		r.creds = anonymous
 	}
-	return kinesis.New(o)
+	return r
+}
+
+func (c *clientFlags) kinesis() *kinesis.Client {
+	r := c.resolve()
+	return kinesis.New(kinesis.Options{Region: r.region, BaseEndpoint: r.endpoint, Credentials: r.creds, HTTPClient: awsapi.SDKHTTPClient(nil)})
+}
+
+// archivedMedia is a Kinesis Video archived-media client: the gateway is its
+// own data endpoint, so no GetDataEndpoint round trip is needed.
+func (c *clientFlags) archivedMedia() *kinesisvideoarchivedmedia.Client {
+	r := c.resolve()
+	return kinesisvideoarchivedmedia.New(kinesisvideoarchivedmedia.Options{Region: r.region, BaseEndpoint: r.endpoint, Credentials: r.creds,
+		HTTPClient: awsapi.SDKHTTPClient(nil)})
 }
 
 var (

@@ -19,6 +19,8 @@ Usage:
   streamgate put STREAM --partition-key K [DATA|-]
   streamgate tail STREAM [--from trim-horizon|latest|<RFC 3339 time>]
   streamgate bench kinesis [--endpoint URL] [flags]
+  streamgate bench video --rtsp URL --clip FILE --cameras N --server-pid PID --metrics URL
+  streamgate bench fragments fill|query [flags]
   streamgate keys create NAME [--policy FILE] | list | delete ID   [--data-dir ./data]
 
 Client commands take --endpoint (default $STREAMGATE_ENDPOINT or http://localhost:4566).
