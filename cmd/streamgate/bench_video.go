@@ -307,7 +307,9 @@ func queryFragments(c clientFlags, stream string, rounds int) error {
 		if len(frags) < 15 {
 			return fmt.Errorf("only %d fragments in the last hour of %s", len(frags), stream)
 		}
-		sort.Slice(frags, func(i, j int) bool { return aws.ToString(frags[i].FragmentNumber) < aws.ToString(frags[j].FragmentNumber) })
+		sort.Slice(frags, func(i, j int) bool {
+			return aws.ToString(frags[i].FragmentNumber) < aws.ToString(frags[j].FragmentNumber)
+		})
 		var nums []string
 		for _, f := range frags[len(frags)-15:] { // the last 30 s
 			nums = append(nums, aws.ToString(f.FragmentNumber))
