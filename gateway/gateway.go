@@ -122,6 +122,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 
 	if cfg.RTSPAddr != "" {
+		for name := range cfg.Video.Sources {
+			if err := video.EnsureStream(name); err != nil {
+				store.Close()
+				return nil, err
+			}
+		}
 		g.media = media.NewServer(media.Config{
 			RTSPAddress: cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
 			Sink: video, Auth: mediaAuth, TakeOver: cfg.Video.TakeOver, Sources: cfg.Video.Sources,

@@ -363,3 +363,34 @@ func TestPullSourceRecordsAndReconnects(t *testing.T) {
 		t.Fatalf("after reconnecting: %v", src)
 	}
 }
+
+// A second publisher to a busy stream is refused with an RTSP error; with
+// video.take_over it replaces the first.
+func TestSecondPublisherRefusedOrTakesOver(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	clip := mediatest.Clip(t, "h264", 4)
+	for _, takeOver := range []bool{false, true} {
+		s := startVideoServer(t, func(c *gateway.Config) { c.Video.TakeOver = takeOver })
+		first := mediatest.PublishLoop(t, clip, s.rtspURL("busy"))
+		s.waitLive(t, "busy", true)
+		second := exec.Command("ffmpeg", "-v", "error", "-re", "-i", clip, "-t", "3", "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("busy"))
+		out, err := second.CombinedOutput()
+		if !takeOver {
+			if err == nil || !strings.Contains(string(out), "455") {
+				t.Fatalf("second publisher to a busy stream: %v %s", err, out)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("take-over publisher failed: %v %s", err, out)
+		}
+		done := make(chan error, 1)
+		go func() { done <- first.Wait() }()
+		select {
+		case <-done: // the first publisher's session was ended
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first publisher kept publishing after being taken over")
+		}
+	}
+}

@@ -3,7 +3,10 @@
 # Prints throughput, latency percentiles and CPU next to the machine it ran on.
 #   BENCH_DURATION=10s      length of each timed scenario
 #   BENCH_RESTART_GB=10     log size for the restart-time measurement (0: skip)
+#   BENCH_KINESIS=1         the Kinesis Data Streams scenarios (0 skips them)
 #   BENCH_KINESALITE=1      also run kinesalite (npm) in the same run, as the anchor
+#   BENCH_CAMERAS="1 16 64" RTSP publishers per video ingest run ("" skips video)
+#   BENCH_FRAGMENTS=100000  fragments in the large stream of the fragment-index run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/streamgate
@@ -39,6 +42,7 @@ echo "== idle RSS after start: $(rss $PID)"
 # The gateway signs every request check with the admin key it made at first start.
 export AWS_CONFIG_FILE="$DIR/data/auth/aws-config" AWS_PROFILE=streamgate
 
+if [ "${BENCH_KINESIS:-1}" = 1 ]; then
 echo "== PutRecords, 100 B records, batches of 500, 4 shards (fsync always, SigV4 verified)"
 "$BIN" bench kinesis --endpoint "$EP" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$PID"
 
@@ -74,6 +78,42 @@ echo "== the same PutRecords load with authentication off (auth: none), for the 
 kill -TERM "$PID"; wait "$PID" || true
 start --auth none
 "$BIN" bench kinesis --endpoint "$EP" --stream put100 --shards 4 --record-size 100 --batch 500 --concurrency 8 --duration "$DUR" --server-pid "$PID"
+fi
+
+CAMERAS=${BENCH_CAMERAS-1 16 64}
+if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
+  echo "== video ingest: N looped 'ffmpeg -re -c copy' RTSP/TCP publishers, 720p30 H.264 4 Mbit/s, 2 s GOP (fsync always)"
+  CLIPS=bin/.bench-clips; mkdir -p "$CLIPS"
+  [ -f "$CLIPS/cam720.mp4" ] || ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=30:duration=20" -c:v libx264 -preset veryfast \
+    -b:v 4M -maxrate 4M -bufsize 8M -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p -y "$CLIPS/cam720.mp4"
+  [ -f "$CLIPS/small.mp4" ] || ffmpeg -v error -f lavfi -i "testsrc=size=320x240:rate=25:duration=10" -c:v libx264 -preset veryfast \
+    -g 50 -pix_fmt yuv420p -y "$CLIPS/small.mp4"
+  kill -TERM "$PID"; wait "$PID" || true
+  rm -rf "$DIR/data"
+  RTSP=127.0.0.1:$((PORT + 2))
+  printf 'video:\n  rtsp_udp_rtp_addr: ""\n  rtsp_udp_rtcp_addr: ""\n' > "$DIR/video.yaml"
+  startv() { "$BIN" serve --config "$DIR/video.yaml" --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "$RTSP" --mqtt-addr "" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+    PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "server did not start" >&2; exit 1; }
+  startv
+  sleep 1
+  KEYID=$(awk -F' = ' '/aws_access_key_id/ {print $2}' "$DIR/data/auth/aws-config")
+  SECRET=$(awk -F' = ' '/aws_secret_access_key/ {print $2}' "$DIR/data/auth/aws-config")
+  for n in $CAMERAS; do
+    # A fresh server per N, so RSS per camera is measured from the same idle state.
+    kill -TERM "$PID"; wait "$PID" || true; startv; sleep 1
+    "$BIN" bench video --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --clip "$CLIPS/cam720.mp4" --cameras "$n" --duration "$DUR" --server-pid "$PID" --metrics "$EP/metrics"
+  done
+  N=${BENCH_FRAGMENTS:-100000}
+  echo "== fragment index: ListFragments and GetMediaForFragmentList on a stream of 100 and of $N fragments (2 s apart)"
+  ffmpeg -v error -re -i "$CLIPS/small.mp4" -c copy -f rtsp -rtsp_transport tcp "rtsp://$KEYID:$SECRET@$RTSP/tmpl"
+  kill -TERM "$PID"; wait "$PID" || true
+  "$BIN" bench fragments fill --data-dir "$DIR/data" --template tmpl --count 100
+  "$BIN" bench fragments fill --data-dir "$DIR/data" --template tmpl --count "$N"
+  startv
+  "$BIN" bench fragments query --endpoint "$EP" --stream tmpl-100 --window 200s
+  "$BIN" bench fragments query --endpoint "$EP" --stream "tmpl-$N" --window 200s
+  "$BIN" bench fragments query --endpoint "$EP" --stream "tmpl-$N" --window 1h
+fi
 
 if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
   echo "== anchor: kinesalite (npm) in the same run"

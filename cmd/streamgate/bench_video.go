@@ -228,11 +228,12 @@ func benchFragmentsCmd(args []string) error {
 	count := fs.Int("count", 1000, "fill: fragments to write")
 	stream := fs.String("stream", "", "query: video stream to query")
 	rounds := fs.Int("rounds", 50, "query: repetitions of each query")
+	window := fs.Duration("window", time.Hour, "query: list the fragments of this last stretch of time")
 	fs.Parse(args[1:])
 	if args[0] == "fill" {
 		return fillFragments(*dataDir, *template, *count)
 	}
-	return queryFragments(c, *stream, *rounds)
+	return queryFragments(c, *stream, *rounds, *window)
 }
 
 func fillFragments(dataDir, template string, count int) error {
@@ -280,7 +281,7 @@ func fillFragments(dataDir, template string, count int) error {
 	return nil
 }
 
-func queryFragments(c clientFlags, stream string, rounds int) error {
+func queryFragments(c clientFlags, stream string, rounds int, window time.Duration) error {
 	am := c.archivedMedia()
 	now := time.Now()
 	var listLat, getLat []time.Duration
@@ -290,7 +291,7 @@ func queryFragments(c clientFlags, stream string, rounds int) error {
 		var frags []amtypes.Fragment
 		in := &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String(stream), FragmentSelector: &amtypes.FragmentSelector{
 			FragmentSelectorType: amtypes.FragmentSelectorTypeServerTimestamp,
-			TimestampRange:       &amtypes.TimestampRange{StartTimestamp: aws.Time(now.Add(-time.Hour)), EndTimestamp: aws.Time(now)}}}
+			TimestampRange:       &amtypes.TimestampRange{StartTimestamp: aws.Time(now.Add(-window)), EndTimestamp: aws.Time(now)}}}
 		for {
 			out, err := am.ListFragments(bg, in)
 			if err != nil {
@@ -305,7 +306,7 @@ func queryFragments(c clientFlags, stream string, rounds int) error {
 		listLat = append(listLat, time.Since(t0))
 		listed = len(frags)
 		if len(frags) < 15 {
-			return fmt.Errorf("only %d fragments in the last hour of %s", len(frags), stream)
+			return fmt.Errorf("only %d fragments in the last %v of %s", len(frags), window, stream)
 		}
 		sort.Slice(frags, func(i, j int) bool {
 			return aws.ToString(frags[i].FragmentNumber) < aws.ToString(frags[j].FragmentNumber)
@@ -323,7 +324,7 @@ func queryFragments(c clientFlags, stream string, rounds int) error {
 		out.Payload.Close()
 		getLat = append(getLat, time.Since(t1))
 	}
-	fmt.Printf("%s: ListFragments of the last hour (%d fragments, all pages): %s\n", stream, listed, percentiles(listLat))
+	fmt.Printf("%s: ListFragments of the last %v (%d fragments, all pages): %s\n", stream, window, listed, percentiles(listLat))
 	fmt.Printf("%s: GetMediaForFragmentList of 30 s (15 fragments, read to the end): %s\n", stream, percentiles(getLat))
 	return nil
 }

@@ -17,6 +17,20 @@ import (
 // The shard every video stream has.
 var videoShard = streamstore.ShardID(0)
 
+// EnsureStream creates a video stream for a configured pull source, with the
+// auto-create retention, unless it exists: its DescribeStream then shows the
+// source's state before the camera ever answers.
+func (a *API) EnsureStream(name string) error {
+	if !validStreamName(name) {
+		return fmt.Errorf("video source %q: not a valid stream name", name)
+	}
+	_, err := a.create(name, a.opts.AutoRetentionHours, map[string]string{labelMediaType: "", labelStorageTier: "HOT"}, nil)
+	if errors.Is(err, streamstore.ErrExists) {
+		return nil
+	}
+	return err
+}
+
 // Prepare implements media.Sink: the stream a publisher starts on must exist,
 // or is created when the configuration allows.
 func (a *API) Prepare(name string) (media.StreamSettings, error) {

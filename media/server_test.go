@@ -1,0 +1,123 @@
+package media
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// slowSink stores fragments in memory, taking delay for each: a disk that
+// cannot keep up with the camera.
+type slowSink struct {
+	delay time.Duration
+	mu    sync.Mutex
+	frags []*Fragment
+}
+
+func (s *slowSink) Prepare(string) (StreamSettings, error) {
+	return StreamSettings{FragmentDuration: time.Second}, nil
+}
+
+func (s *slowSink) Store(_ string, f *Fragment) (string, error) {
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *f
+	c.Init, c.Media, c.raw = bytes.Clone(f.Init), bytes.Clone(f.Media), nil // the publisher recycles its buffer
+	s.frags = append(s.frags, &c)
+	return "1", nil
+}
+
+func (s *slowSink) frames() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range s.frags {
+		n += f.Frames
+	}
+	return n
+}
+
+// A publisher pushing as fast as TCP allows into a store far slower than
+// real time is held back, and every frame it sent is stored: back-pressure,
+// never a silent drop.
+func TestSlowStoreBackPressuresPublisherWithoutLoss(t *testing.T) {
+	sink := &slowSink{delay: 150 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}
+	desc := &description.Session{Medias: []*description.Media{{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}}}
+	tcp := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tcp}
+	if err := c.StartRecording("rtsp://"+s.Addr().String()+"/cam", desc); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := h264.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames = 300 // 12 s of 25 fps video, keyframe every second, sent in well under a second
+	start := time.Now()
+	for i := range frames {
+		nalu := bytes.Repeat([]byte{byte(i)}, 20000)
+		nalu[0] = 0x41 // non-IDR slice
+		au := [][]byte{nalu}
+		if i%25 == 0 {
+			nalu[0] = 0x65 // IDR slice
+			au = [][]byte{testSPS, testPPS, nalu}
+		}
+		pkts, err := enc.Encode(au)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkts {
+			p.Timestamp = uint32(i * 3600)
+			// The client's queue fills when the server stops reading: that is
+			// the back-pressure; a camera waits, so does this one.
+			for {
+				err := c.WritePacketRTP(desc.Medias[0], p)
+				if err == nil {
+					break
+				}
+				if !strings.Contains(err.Error(), "queue is full") {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	}
+	sent := time.Since(start)
+	time.Sleep(2 * time.Second) // the client's queue drains; Close drops what is still in it
+	c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for sink.frames() < frames && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sink.frames(); got != frames {
+		t.Fatalf("%d of %d frames stored", got, frames)
+	}
+	if held := testutil.ToFloat64(m.backpressure); held <= 0 {
+		t.Fatalf("publisher sent everything in %v without being held back (back-pressure %.3fs)", sent, held)
+	}
+	for i, f := range sink.frags {
+		if !f.Keyframe {
+			t.Errorf("fragment %d does not start with a keyframe", i)
+		}
+	}
+}
