@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/streamgate/streamgate/internal/mediatest"
 )
 
 // The Kinesis Video control plane through aws-sdk-go-v2: create, describe,
@@ -134,7 +136,8 @@ func TestKinesisVideoAWSCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
 	}
-	s := startServer(t, nil)
+	mediatest.Need(t, "ffmpeg", "ffprobe")
+	s := startVideoServer(t, nil)
 	env := clientEnv(t, s)
 	run := func(args ...string) map[string]any {
 		t.Helper()
@@ -165,6 +168,23 @@ func TestKinesisVideoAWSCLI(t *testing.T) {
 		"--fragment-selector", "FragmentSelectorType=SERVER_TIMESTAMP,TimestampRange={StartTimestamp=2026-01-01T00:00:00Z,EndTimestamp="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+"}")
 	if f, ok := frags["Fragments"].([]any); !ok || len(f) != 0 {
 		t.Fatalf("list-fragments: %v", frags)
+	}
+	// A camera publishes; the CLI lists its fragments and fetches them as Matroska.
+	mediatest.Publish(t, mediatest.Clip(t, "h264", 4), s.rtspURL("cli-cam"), "tcp", false)
+	s.waitLive(t, "cli-cam", false)
+	frags = run("kinesis-video-archived-media", "list-fragments", "--stream-name", "cli-cam")
+	listed, _ := frags["Fragments"].([]any)
+	if len(listed) < 2 {
+		t.Fatalf("list-fragments after publishing: %v", frags)
+	}
+	nums := []string{}
+	for _, f := range listed {
+		nums = append(nums, f.(map[string]any)["FragmentNumber"].(string))
+	}
+	mkv := filepath.Join(t.TempDir(), "cli.mkv")
+	run(append([]string{"kinesis-video-archived-media", "get-media-for-fragment-list", mkv, "--stream-name", "cli-cam", "--fragments"}, nums...)...)
+	if n := mediatest.Frames(t, mkv); n != 100 {
+		t.Fatalf("get-media-for-fragment-list of a 4 s clip: %d frames, want 100", n)
 	}
 	cmd := exec.Command(awsBin, "--endpoint-url", s.endpoint, "kinesisvideo", "describe-stream", "--stream-name", "missing")
 	cmd.Env = env

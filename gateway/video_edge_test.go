@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"bufio"
+	"encoding/base64"
+	"fmt"
 	"errors"
 	"io"
 	"net"
@@ -81,7 +83,25 @@ func TestRTSPAuthentication(t *testing.T) {
 		t.Errorf("key without access to the stream: %d, want 403", got)
 	}
 	if got := rtspStatus(t, "rtsp://"+viewer.ID+":"+viewer.Secret+"@"+addr+"/lobby"); got != 404 {
-		t.Errorf("allowed key, stream not live: %d, want 404", got)
+		t.Errorf("allowed key, stream not live (Digest, as gortsplib's client answers the challenge): %d, want 404", got)
+	}
+	// Basic, sent up front by a client that does not wait for the challenge.
+	basic := func(user, pass string) string {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "DESCRIBE rtsp://%s/lobby RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic %s\r\n\r\n", addr, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	if got := basic(viewer.ID, viewer.Secret); !strings.Contains(got, "404") {
+		t.Errorf("Basic with the right secret: %q, want 404 (authenticated, not live)", got)
+	}
+	if got := basic(viewer.ID, "wrong"); !strings.Contains(got, "401") {
+		t.Errorf("Basic with a wrong secret: %q, want 401", got)
 	}
 	// The viewer may not publish; ffmpeg without credentials neither.
 	clip := mediatest.Clip(t, "h264", 4)
@@ -213,23 +233,29 @@ func TestGetMediaStartSelectors(t *testing.T) {
 	if b, err := exec.Command("mkvinfo", "--all", earlyFile).CombinedOutput(); err == nil && !strings.Contains(string(b), "AWS_KINESISVIDEO_CONTINUATION_TOKEN") {
 		t.Errorf("GetMedia output lacks continuation tokens")
 	}
-	// FRAGMENT_NUMBER after the first fragment: one fragment fewer.
+	// Every other selector, positioned at the second fragment: one fragment fewer.
 	frags := listAll(t, c, "door", nil)
-	fctx, fcancel := contextWithTimeout(30 * time.Second)
-	defer fcancel()
-	after, err := c.media.GetMedia(fctx, &kinesisvideomedia.GetMediaInput{StreamName: aws.String("door"),
-		StartSelector: &mtypes.StartSelector{StartSelectorType: mtypes.StartSelectorTypeFragmentNumber, AfterFragmentNumber: frags[0].FragmentNumber}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	afterFile := filepath.Join(t.TempDir(), "after.mkv")
-	f, _ = os.Create(afterFile)
-	go func() { time.Sleep(2 * time.Second); fcancel() }()
-	io.Copy(f, after.Payload)
-	f.Close()
 	want := 200 - int(frags[0].FragmentLengthInMilliseconds)/40
-	if n := mediatest.Frames(t, afterFile); n != want {
-		t.Errorf("GetMedia after the first fragment: %d frames, want %d", n, want)
+	second := frags[1]
+	for _, sel := range []mtypes.StartSelector{
+		{StartSelectorType: mtypes.StartSelectorTypeFragmentNumber, AfterFragmentNumber: frags[0].FragmentNumber},
+		{StartSelectorType: mtypes.StartSelectorTypeContinuationToken, ContinuationToken: frags[0].FragmentNumber},
+		{StartSelectorType: mtypes.StartSelectorTypeServerTimestamp, StartTimestamp: second.ServerTimestamp},
+		{StartSelectorType: mtypes.StartSelectorTypeProducerTimestamp, StartTimestamp: second.ProducerTimestamp},
+	} {
+		sctx, scancel := contextWithTimeout(30 * time.Second)
+		out, err := c.media.GetMedia(sctx, &kinesisvideomedia.GetMediaInput{StreamName: aws.String("door"), StartSelector: &sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "sel.mkv")
+		f, _ := os.Create(path)
+		go func() { time.Sleep(1500 * time.Millisecond); scancel() }()
+		io.Copy(f, out.Payload)
+		f.Close()
+		if n := mediatest.Frames(t, path); n != want {
+			t.Errorf("GetMedia %s from the second fragment: %d frames, want %d", sel.StartSelectorType, n, want)
+		}
 	}
 }
 
@@ -392,5 +418,27 @@ func TestSecondPublisherRefusedOrTakesOver(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the first publisher kept publishing after being taken over")
 		}
+	}
+}
+
+// With video.auto_create off, publishing to an unknown stream is 404; after
+// CreateStream it records.
+func TestPublishNeedsStreamWhenAutoCreateIsOff(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	s := startVideoServer(t, func(c *gateway.Config) { c.Video.AutoCreate = false })
+	c := s.videoClients()
+	clip := mediatest.Clip(t, "h264", 4)
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("unknown")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "404") {
+		t.Fatalf("publishing to an unknown stream with auto_create off: %v %s", err, out)
+	}
+	if _, err := c.kv.CreateStream(ctx, &kinesisvideo.CreateStreamInput{StreamName: aws.String("unknown"), DataRetentionInHours: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	mediatest.Publish(t, clip, s.rtspURL("unknown"), "tcp", false)
+	s.waitLive(t, "unknown", false)
+	if frags := listAll(t, c, "unknown", nil); len(frags) < 2 {
+		t.Fatalf("%d fragments after CreateStream and publishing 4 s", len(frags))
 	}
 }

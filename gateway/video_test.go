@@ -28,6 +28,7 @@ func TestRTSPPublishToFragments(t *testing.T) {
 		{"h264-tcp", "h264", "tcp", false},
 		{"h264-udp", "h264", "udp", true},
 		{"h265-tcp", "h265", "tcp", false},
+		{"h264-opus-tcp", "h264-opus", "tcp", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -69,6 +70,10 @@ func TestRTSPPublishToFragments(t *testing.T) {
 				t.Errorf("GetMediaForFragmentList has %d frames, clip has %d", n, seconds*25)
 			}
 			mediatest.DecodeClean(t, mkv)
+			wantCodecs := map[string]string{"h264": "h264 aac", "h265": "hevc aac", "h264-opus": "h264 opus"}[tc.codec]
+			if got := strings.Join(mediatest.Codecs(t, mkv), " "); got != wantCodecs {
+				t.Errorf("GetMediaForFragmentList streams: %s, want %s", got, wantCodecs)
+			}
 			if _, err := exec.LookPath("mkvinfo"); err == nil {
 				if b, err := exec.Command("mkvinfo", "--all", mkv).CombinedOutput(); err != nil || !strings.Contains(string(b), "AWS_KINESISVIDEO_FRAGMENT_NUMBER") {
 					t.Errorf("mkvinfo: %v\n%s", err, b)

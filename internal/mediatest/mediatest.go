@@ -29,7 +29,7 @@ var clipMu sync.Mutex
 
 // Clip encodes (once per machine, codec and length) a clip with a moving
 // test pattern and a tone: 320x240, 25 fps, a keyframe every 2 s, B-frames,
-// AAC audio. codec is "h264" or "h265".
+// AAC audio (Opus for "h264-opus"). codec is "h264", "h265" or "h264-opus".
 func Clip(t testing.TB, codec string, seconds int) string {
 	t.Helper()
 	Need(t, "ffmpeg")
@@ -42,14 +42,18 @@ func Clip(t testing.TB, codec string, seconds int) string {
 		return path
 	}
 	enc := []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "2"}
-	if codec == "h265" {
+	audio := []string{"-c:a", "aac", "-b:a", "64k"}
+	switch codec {
+	case "h265":
 		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
+	case "h264-opus":
+		audio = []string{"-c:a", "libopus", "-b:a", "48k"}
 	}
 	args := []string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=320x240:rate=25:duration=%d", seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds)}
-	args = append(args, enc...)
+	args = append(append(args, enc...), audio...)
 	tmp := fmt.Sprintf("%s.%d.tmp.mp4", path, os.Getpid())
-	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest", "-y", tmp)
+	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-shortest", "-y", tmp)
 	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("encoding test clip: %v\n%s", err, out)
 	}
@@ -106,4 +110,14 @@ func DecodeClean(t testing.TB, path string) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("ffmpeg decoding %s: %v\n%s", path, err, out)
 	}
+}
+
+// Codecs lists the codec names of a file's streams, in order (e.g. h264 aac).
+func Codecs(t testing.TB, path string) []string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
+	}
+	return strings.Fields(string(out))
 }
