@@ -3,8 +3,8 @@ package gateway_test
 import (
 	"bufio"
 	"encoding/base64"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
