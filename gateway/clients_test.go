@@ -18,24 +18,14 @@ func clientEnv(t *testing.T, s *server) []string {
 		"AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty, "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
 }
 
-// The AWS CLI runs a create / put-records / get-records / split / delete
-// script against the server.
-func TestAWSCLIScript(t *testing.T) {
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
-	}
-	s := startServer(t, nil)
+// awsCLI returns a runner of the AWS CLI against the server, isolated from
+// any user configuration: it fails the test on an error and returns the
+// JSON answer.
+func awsCLI(t *testing.T, awsBin string, s *server) func(args ...string) map[string]any {
 	env := clientEnv(t, s)
-	ver, _ := exec.Command(awsBin, "--version").CombinedOutput()
-	var binary []string
-	if strings.HasPrefix(string(ver), "aws-cli/2") {
-		binary = []string{"--cli-binary-format", "raw-in-base64-out"} // v2 reads blobs as base64 by default
-	}
-	run := func(args ...string) map[string]any {
+	return func(args ...string) map[string]any {
 		t.Helper()
-		args = append(append([]string{"--endpoint-url", s.endpoint, "--output", "json", "kinesis"}, args...), binary...)
-		cmd := exec.Command(awsBin, args...)
+		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", s.endpoint, "--output", "json"}, args...)...)
 		cmd.Env = env
 		out, err := cmd.Output()
 		if err != nil {
@@ -48,10 +38,30 @@ func TestAWSCLIScript(t *testing.T) {
 		var v map[string]any
 		if len(strings.TrimSpace(string(out))) > 0 {
 			if err := json.Unmarshal(out, &v); err != nil {
-				t.Fatalf("aws %s: %v: %s", args[3], err, out)
+				t.Fatalf("aws %s: %v: %s", strings.Join(args, " "), err, out)
 			}
 		}
 		return v
+	}
+}
+
+// The AWS CLI runs a create / put-records / get-records / split / delete
+// script against the server.
+func TestAWSCLIScript(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
+	}
+	s := startServer(t, nil)
+	ver, _ := exec.Command(awsBin, "--version").CombinedOutput()
+	var binary []string
+	if strings.HasPrefix(string(ver), "aws-cli/2") {
+		binary = []string{"--cli-binary-format", "raw-in-base64-out"} // v2 reads blobs as base64 by default
+	}
+	cli := awsCLI(t, awsBin, s)
+	run := func(args ...string) map[string]any {
+		t.Helper()
+		return cli(append(append([]string{"kinesis"}, args...), binary...)...)
 	}
 	run("create-stream", "--stream-name", "cli", "--shard-count", "1")
 	run("wait", "stream-exists", "--stream-name", "cli")

@@ -7,14 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/streamgate/streamgate/gateway/auth"
 	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"testing"
 	"time"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/streamgate/streamgate/gateway/auth"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"

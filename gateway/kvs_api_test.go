@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -139,22 +138,7 @@ func TestKinesisVideoAWSCLI(t *testing.T) {
 	mediatest.Need(t, "ffmpeg", "ffprobe")
 	s := startVideoServer(t, nil)
 	env := clientEnv(t, s)
-	run := func(args ...string) map[string]any {
-		t.Helper()
-		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", s.endpoint, "--output", "json"}, args...)...)
-		cmd.Env = env
-		out, err := cmd.Output()
-		if err != nil {
-			var stderr string
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = string(ee.Stderr)
-			}
-			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr)
-		}
-		var v map[string]any
-		json.Unmarshal(out, &v)
-		return v
-	}
+	run := awsCLI(t, awsBin, s)
 	run("kinesisvideo", "create-stream", "--stream-name", "cli-cam", "--data-retention-in-hours", "2")
 	list := run("kinesisvideo", "list-streams")
 	if l, _ := list["StreamInfoList"].([]any); len(l) != 1 {

@@ -168,10 +168,7 @@ func TestPublisherKilledMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "last.mkv")
-	f, _ := os.Create(path)
-	io.Copy(f, out.Payload)
-	f.Close()
+	path := mediatest.Save(t, out.Payload, "last.mkv")
 	mediatest.DecodeClean(t, path)
 	want := int(last.FragmentLengthInMilliseconds) / 40
 	if n := mediatest.Frames(t, path); n < want-1 || n > want+1 {
@@ -222,11 +219,8 @@ func TestGetMediaStartSelectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	earlyFile := filepath.Join(t.TempDir(), "early.mkv")
-	f, _ := os.Create(earlyFile)
 	go func() { time.Sleep(2 * time.Second); ecancel() }()
-	io.Copy(f, early.Payload)
-	f.Close()
+	earlyFile := mediatest.Save(t, early.Payload, "early.mkv")
 	if n := mediatest.Frames(t, earlyFile); n != 200 {
 		t.Errorf("GetMedia EARLIEST returned %d frames of 200 stored", n)
 	}
@@ -248,11 +242,8 @@ func TestGetMediaStartSelectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(t.TempDir(), "sel.mkv")
-		f, _ := os.Create(path)
 		go func() { time.Sleep(1500 * time.Millisecond); scancel() }()
-		io.Copy(f, out.Payload)
-		f.Close()
+		path := mediatest.Save(t, out.Payload, "sel.mkv")
 		if n := mediatest.Frames(t, path); n != want {
 			t.Errorf("GetMedia %s from the second fragment: %d frames, want %d", sel.StartSelectorType, n, want)
 		}

@@ -1,10 +1,7 @@
 package gateway_test
 
 import (
-	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,11 +58,7 @@ func TestRTSPPublishToFragments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mkv := filepath.Join(t.TempDir(), "out.mkv")
-			f, _ := os.Create(mkv)
-			io.Copy(f, out.Payload)
-			out.Payload.Close()
-			f.Close()
+			mkv := mediatest.Save(t, out.Payload, "out.mkv")
 			if n := mediatest.Frames(t, mkv); n != seconds*25 {
 				t.Errorf("GetMediaForFragmentList has %d frames, clip has %d", n, seconds*25)
 			}

@@ -286,8 +286,13 @@ func (h *rtspHandler) authorize(conn *gortsplib.ServerConn, req *base.Request, s
 }
 
 func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	name := streamName(ctx.Path)
-	if res, err := h.authorize(ctx.Conn, ctx.Request, name, false); res != nil {
+	return h.read(ctx.Conn, ctx.Request, ctx.Path)
+}
+
+// read authorizes a reader and returns the live stream it asks for.
+func (h *rtspHandler) read(conn *gortsplib.ServerConn, req *base.Request, path string) (*base.Response, *gortsplib.ServerStream, error) {
+	name := streamName(path)
+	if res, err := h.authorize(conn, req, name, false); res != nil {
 		return res, nil, err
 	}
 	h.s.mu.Lock()
@@ -323,17 +328,7 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
-	name := streamName(ctx.Path)
-	if res, err := h.authorize(ctx.Conn, ctx.Request, name, false); res != nil {
-		return res, nil, err
-	}
-	h.s.mu.Lock()
-	l := h.s.lives[name]
-	h.s.mu.Unlock()
-	if l == nil {
-		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("stream %q is not live", name)
-	}
-	return &base.Response{StatusCode: base.StatusOK}, l.stream, nil
+	return h.read(ctx.Conn, ctx.Request, ctx.Path)
 }
 
 func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,10 +87,7 @@ func TestKill9KeepsListedFragments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mkv := filepath.Join(t.TempDir(), "after-crash.mkv")
-	f, _ := os.Create(mkv)
-	io.Copy(f, out.Payload)
-	f.Close()
+	mkv := mediatest.Save(t, out.Payload, "after-crash.mkv")
 	mediatest.DecodeClean(t, mkv)
 	if n := mediatest.Frames(t, mkv); n < 50*len(listed)-50 {
 		t.Fatalf("%d listed fragments decode to %d frames", len(listed), n)

@@ -5,6 +5,7 @@ package mediatest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,4 +121,19 @@ func Codecs(t testing.TB, path string) []string {
 		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
 	}
 	return strings.Fields(string(out))
+}
+
+// Save copies a response body (a GetMedia stream, say) into a file of the
+// test's temporary directory, closes the body and returns the file's path.
+func Save(t testing.TB, body io.ReadCloser, name string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	defer body.Close()
+	io.Copy(f, body) // a stream the test ends by cancelling its context ends in an error: keep what arrived
+	return path
 }
