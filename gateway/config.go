@@ -52,6 +52,9 @@ type VideoConfig struct {
 	// RTSP over UDP: an even RTP port and the next one for RTCP. Empty: TCP only.
 	RTSPUDPRTPAddr  string `yaml:"rtsp_udp_rtp_addr"`
 	RTSPUDPRTCPAddr string `yaml:"rtsp_udp_rtcp_addr"`
+	// RTSPSAddr serves RTSP over TLS (TCP) with the tls certificate; off
+	// while no certificate is configured.
+	RTSPSAddr string `yaml:"rtsps_addr"`
 	// AutoCreate lets a publisher create the stream it publishes to, with
 	// AutoCreateRetentionHours of retention (0: live only).
 	AutoCreate               bool `yaml:"auto_create"`
@@ -122,7 +125,7 @@ func DefaultConfig() Config {
 		},
 		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20, MaxInflightBytes: 64 << 20},
 		Video: VideoConfig{
-			RTSPUDPRTPAddr: ":8000", RTSPUDPRTCPAddr: ":8001",
+			RTSPUDPRTPAddr: ":8000", RTSPUDPRTCPAddr: ":8001", RTSPSAddr: ":8322",
 			AutoCreate: true, AutoCreateRetentionHours: 24,
 			FragmentDuration: 2 * time.Second, MaxFragmentDuration: 10 * time.Second,
 			StreamFragmentDurations: map[string]time.Duration{},
@@ -238,6 +241,9 @@ func (c *Config) listeners() map[string]string {
 	m := map[string]string{"http_addr": c.HTTPAddr, "rtsp_addr": c.RTSPAddr, "mqtt_addr": c.MQTTAddr, "webrtc_addr": c.WebRTCAddr}
 	if c.RTSPAddr != "" {
 		m["video.rtsp_udp_rtp_addr"], m["video.rtsp_udp_rtcp_addr"] = c.Video.RTSPUDPRTPAddr, c.Video.RTSPUDPRTCPAddr
+	}
+	if c.TLS.CertFile != "" {
+		m["video.rtsps_addr"] = c.Video.RTSPSAddr
 	}
 	return m
 }

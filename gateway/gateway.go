@@ -121,7 +121,17 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		log.Warn("authentication is off (auth: none): every caller may do anything")
 	}
 
-	if cfg.RTSPAddr != "" {
+	// One certificate (reloaded when its files change) for HTTPS and RTSPS.
+	var tlsConf *tls.Config
+	if cfg.TLS.CertFile != "" {
+		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log.With("component", "tls"))
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+	}
+	if cfg.RTSPAddr != "" || (cfg.Video.RTSPSAddr != "" && tlsConf != nil) {
 		for name := range cfg.Video.Sources {
 			if err := video.EnsureStream(name); err != nil {
 				store.Close()
@@ -130,6 +140,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.media = media.NewServer(media.Config{
 			RTSPAddress: cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
+			RTSPSAddress: cfg.Video.RTSPSAddr, TLS: tlsConf,
 			Sink: video, Auth: mediaAuth, TakeOver: cfg.Video.TakeOver, Sources: cfg.Video.Sources,
 			Logger: log.With("component", "media"), Metrics: media.NewMetrics(g.reg),
 		})
@@ -160,13 +171,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return g.baseCtx },
 	}
-	if cfg.TLS.CertFile != "" {
-		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log.With("component", "tls"))
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-		g.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+	if tlsConf != nil {
+		g.http.TLSConfig = tlsConf.Clone()
 	}
 	return g, nil
 }
@@ -185,7 +191,12 @@ func (g *Gateway) Start() error {
 		if err := g.media.Start(); err != nil {
 			return err
 		}
-		g.log.Info("serving RTSP", "addr", g.media.Addr().String(), "udp", g.cfg.Video.RTSPUDPRTPAddr != "")
+		if a := g.media.Addr(); a != nil {
+			g.log.Info("serving RTSP", "addr", a.String(), "udp", g.cfg.Video.RTSPUDPRTPAddr != "")
+		}
+		if a := g.media.TLSAddr(); a != nil {
+			g.log.Info("serving RTSPS", "addr", a.String())
+		}
 	}
 	if g.cfg.HTTPAddr == "" {
 		g.ready.Store(true)
@@ -236,6 +247,14 @@ func (g *Gateway) RTSPAddr() string {
 		return ""
 	}
 	return g.media.Addr().String()
+}
+
+// RTSPSAddr is the bound RTSPS address ("" when RTSPS is off).
+func (g *Gateway) RTSPSAddr() string {
+	if g.media == nil || g.media.TLSAddr() == nil {
+		return ""
+	}
+	return g.media.TLSAddr().String()
 }
 
 // HTTPAddr is the bound HTTP address (useful with port 0).

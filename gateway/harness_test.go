@@ -51,7 +51,7 @@ func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger
 	cfg := gateway.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.RTSPAddr, cfg.MQTTAddr, cfg.WebRTCAddr = "", "", ""
+	cfg.RTSPAddr, cfg.MQTTAddr, cfg.WebRTCAddr, cfg.Video.RTSPSAddr = "", "", "", ""
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -2,11 +2,14 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,5 +434,41 @@ func TestPublishNeedsStreamWhenAutoCreateIsOff(t *testing.T) {
 	s.waitLive(t, "unknown", false)
 	if frags := listAll(t, c, "unknown", nil); len(frags) < 2 {
 		t.Fatalf("%d fragments after CreateStream and publishing 4 s", len(frags))
+	}
+}
+
+// RTSPS: a camera publishes over TLS with the gateway's certificate; readers
+// on RTSPS (verifying it) and on plain RTSP see the same live stream.
+func TestRTSPSPublishAndRead(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, 2, certFile, keyFile)
+	s := startVideoServer(t, func(c *gateway.Config) {
+		c.TLS.CertFile, c.TLS.KeyFile = certFile, keyFile
+		c.Video.RTSPSAddr = "127.0.0.1:0"
+	})
+	secure := url.URL{Scheme: "rtsps", Host: s.gw.RTSPSAddr(), Path: "/vault", User: url.UserPassword(s.key.ID, s.key.Secret)}
+	mediatest.PublishLoop(t, mediatest.Clip(t, "h264", 4), secure.String())
+	// The API port serves HTTPS here; plain RTSP tells when the stream is live.
+	for deadline := time.Now().Add(15 * time.Second); rtspStatus(t, s.rtspURL("vault")) != 200; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream published over RTSPS never became live")
+		}
+	}
+
+	u, _ := base.ParseURL(secure.String())
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, TLSConfig: &tls.Config{RootCAs: pool}}
+	if err := c.Start2(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil || len(desc.Medias) == 0 {
+		t.Fatalf("DESCRIBE over RTSPS with a verified certificate: %v", err)
 	}
 }

@@ -14,11 +14,17 @@ type live struct {
 
 	mu     sync.Mutex
 	pub    *publisher
-	stream *gortsplib.ServerStream // for RTSP readers
+	streams []*gortsplib.ServerStream // for RTSP readers, one per listener
 	stop   func()                  // ends the publisher's session (take-over)
 	subs   map[*Subscription]struct{}
 
 	endOnce sync.Once
+}
+
+func (l *live) closeStreams() {
+	for _, st := range l.streams {
+		st.Close()
+	}
 }
 
 // Subscription receives a live stream's fragments as they are stored.

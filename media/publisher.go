@@ -49,7 +49,7 @@ type publisher struct {
 	frag   *Fragmenter
 	mu     sync.Mutex // serializes Write and Close on frag
 	tracks map[format.Format]int
-	out    *gortsplib.ServerStream // RTSP readers; nil when not served
+	out    []*gortsplib.ServerStream // RTSP readers, per listener
 	queue  chan *Fragment
 	done   chan struct{}
 	closed bool
@@ -61,7 +61,7 @@ type publisher struct {
 
 // newPublisher builds a publisher for a session description. Tracks of
 // unsupported codecs are logged and skipped; with none left it fails.
-func newPublisher(l *live, desc *description.Session, settings StreamSettings, out *gortsplib.ServerStream, m *Metrics, log *slog.Logger) (*publisher, error) {
+func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, m *Metrics, log *slog.Logger) (*publisher, error) {
 	p := &publisher{live: l, tracks: map[format.Format]int{}, out: out, queue: make(chan *Fragment, writeQueue), done: make(chan struct{}), log: log, m: m}
 	var cts []codecTrack
 	for _, medi := range desc.Medias {
@@ -91,12 +91,12 @@ var ErrNoSupportedTrack = errors.New("no track with a supported codec (H264, H26
 // at once, then depacketized into the fragmenter.
 func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rtp.Packet, pts int64, ptsOK bool, ntp time.Time) {
 	arrival := time.Now()
-	if p.out != nil {
-		if ntp.IsZero() {
-			p.out.WritePacketRTPWithNTP(medi, pkt, arrival) //nolint:errcheck // a reader's problem is the reader's
-		} else {
-			p.out.WritePacketRTPWithNTP(medi, pkt, ntp) //nolint:errcheck
-		}
+	at := ntp
+	if at.IsZero() {
+		at = arrival
+	}
+	for _, out := range p.out {
+		out.WritePacketRTPWithNTP(medi, pkt, at) //nolint:errcheck // a reader's problem is the reader's
 	}
 	i, ok := p.tracks[forma]
 	if !ok || !ptsOK {

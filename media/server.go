@@ -21,10 +21,12 @@ import (
 
 // Config configures the media server.
 type Config struct {
-	RTSPAddress    string // TCP, e.g. ":8554"
+	RTSPAddress    string // TCP, e.g. ":8554"; "" serves no plain RTSP
 	UDPRTPAddress  string // "" disables RTSP over UDP; RTP port must be even
 	UDPRTCPAddress string // the RTP port + 1
-	TLS            *tls.Config
+	// RTSPSAddress serves RTSP over TLS (TCP transport) with TLS, e.g. ":8322".
+	RTSPSAddress string
+	TLS          *tls.Config
 	Sink           Sink
 	Auth           Authenticator // nil allows everyone
 	TakeOver       bool          // a new publisher replaces a busy stream's publisher instead of being refused
@@ -52,12 +54,11 @@ var (
 	ErrForbidden       = errors.New("not allowed")
 )
 
-// Server is the RTSP server and the registry of live streams.
+// Server is the RTSP (and RTSPS) server and the registry of live streams.
 type Server struct {
-	cfg   Config
-	rtsp  *gortsplib.Server
-	addr  net.Addr
-	log   *slog.Logger
+	cfg     Config
+	servers []*listener // plain RTSP, RTSPS: each serves every live stream
+	log     *slog.Logger
 	m     *Metrics
 	mu    sync.Mutex
 	lives map[string]*live
@@ -73,43 +74,81 @@ func NewServer(cfg Config) *Server {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, lives: map[string]*live{}}
-	s.rtsp = &gortsplib.Server{
-		Handler:        &rtspHandler{s: s},
-		RTSPAddress:    cfg.RTSPAddress,
-		UDPRTPAddress:  cfg.UDPRTPAddress,
-		UDPRTCPAddress: cfg.UDPRTCPAddress,
-		TLSConfig:      cfg.TLS,
+	if cfg.RTSPAddress != "" {
+		s.addListener(cfg.RTSPAddress, cfg.UDPRTPAddress, cfg.UDPRTCPAddress, nil)
+	}
+	if cfg.RTSPSAddress != "" && cfg.TLS != nil {
+		s.addListener(cfg.RTSPSAddress, "", "", cfg.TLS)
+	}
+	return s
+}
+
+// listener is one gortsplib server (plain or TLS). Each has its own
+// ServerStream per live stream, as gortsplib binds a stream to a server.
+type listener struct {
+	idx  int
+	rtsp *gortsplib.Server
+	addr net.Addr
+}
+
+func (s *Server) addListener(addr, udpRTP, udpRTCP string, tlsConf *tls.Config) {
+	l := &listener{idx: len(s.servers)}
+	l.rtsp = &gortsplib.Server{
+		Handler:        &rtspHandler{s: s, idx: l.idx},
+		RTSPAddress:    addr,
+		UDPRTPAddress:  udpRTP,
+		UDPRTCPAddress: udpRTCP,
+		TLSConfig:      tlsConf,
 		ReadTimeout:    10 * time.Second,
 		WriteTimeout:   10 * time.Second,
 		WriteQueueSize: 1024,
 		Listen: func(network, address string) (net.Listener, error) {
 			ln, err := net.Listen(network, address)
 			if err == nil {
-				s.addr = ln.Addr()
+				l.addr = ln.Addr()
 			}
 			return ln, err
 		},
 	}
-	return s
+	s.servers = append(s.servers, l)
 }
 
 // Start listens for RTSP and starts the pull sources.
 func (s *Server) Start() error {
-	if err := s.rtsp.Start(); err != nil {
-		return fmt.Errorf("rtsp: %w", err)
+	for i, l := range s.servers {
+		if err := l.rtsp.Start(); err != nil {
+			for _, started := range s.servers[:i] {
+				started.rtsp.Close()
+			}
+			return fmt.Errorf("rtsp: %w", err)
+		}
 	}
 	s.srcs = startSources(s, s.cfg.Sources)
 	return nil
 }
 
-// Addr is the RTSP listener's address.
-func (s *Server) Addr() net.Addr { return s.addr }
+// Addr is the plain RTSP listener's address (nil when it is off).
+func (s *Server) Addr() net.Addr { return s.listenerAddr(nil) }
 
-// Close stops the sources and the RTSP server; every publisher's open
+// TLSAddr is the RTSPS listener's address (nil when it is off).
+func (s *Server) TLSAddr() net.Addr { return s.listenerAddr(s.cfg.TLS) }
+
+func (s *Server) listenerAddr(tlsConf *tls.Config) net.Addr {
+	for _, l := range s.servers {
+		if (l.rtsp.TLSConfig != nil) == (tlsConf != nil) {
+			return l.addr
+		}
+	}
+	return nil
+}
+
+// Close stops the sources and the RTSP servers; every publisher's open
 // fragment is stored first.
 func (s *Server) Close() {
 	s.srcs.stop()
-	s.rtsp.Close()
+	for _, l := range s.servers {
+		l.rtsp.Close()
+	}
 	s.mu.Lock()
 	lives := make([]*live, 0, len(s.lives))
 	for _, l := range s.lives {
@@ -162,13 +201,17 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 		return nil, err
 	}
 	l := &live{name: name, sink: s.cfg.Sink, stop: stop}
-	l.stream = &gortsplib.ServerStream{Server: s.rtsp, Desc: desc}
-	if err := l.stream.Initialize(); err != nil {
-		return nil, err
+	for _, srv := range s.servers {
+		st := &gortsplib.ServerStream{Server: srv.rtsp, Desc: desc}
+		if err := st.Initialize(); err != nil {
+			l.closeStreams()
+			return nil, err
+		}
+		l.streams = append(l.streams, st)
 	}
-	p, err := newPublisher(l, desc, settings, l.stream, s.m, s.log)
+	p, err := newPublisher(l, desc, settings, l.streams, s.m, s.log)
 	if err != nil {
-		l.stream.Close()
+		l.closeStreams()
 		return nil, err
 	}
 	p.onFail = stop
@@ -177,7 +220,7 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 	if s.lives[name] != nil {
 		s.mu.Unlock()
 		p.close()
-		l.stream.Close()
+		l.closeStreams()
 		return nil, errBusy
 	}
 	s.lives[name] = l
@@ -210,12 +253,15 @@ func (s *Server) end(l *live) {
 	}
 	s.mu.Unlock()
 	l.endSubscriptions()
-	l.stream.Close()
+	l.closeStreams()
 	s.log.Info("publisher ended", "stream", l.name)
 }
 
-// rtspHandler implements gortsplib's server callbacks.
-type rtspHandler struct{ s *Server }
+// rtspHandler implements gortsplib's server callbacks for listener idx.
+type rtspHandler struct {
+	s   *Server
+	idx int
+}
 
 // sessionData is kept on a ServerSession.
 type sessionData struct {
@@ -301,7 +347,7 @@ func (h *rtspHandler) read(conn *gortsplib.ServerConn, req *base.Request, path s
 	if l == nil {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("stream %q is not live", name)
 	}
-	return &base.Response{StatusCode: base.StatusOK}, l.stream, nil
+	return &base.Response{StatusCode: base.StatusOK}, l.streams[h.idx], nil
 }
 
 func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
