@@ -12,11 +12,11 @@ type live struct {
 	name string
 	sink Sink
 
-	mu     sync.Mutex
-	pub    *publisher
+	mu      sync.Mutex
+	pub     *publisher
 	streams []*gortsplib.ServerStream // for RTSP readers, one per listener
-	stop   func()                  // ends the publisher's session (take-over)
-	subs   map[*Subscription]struct{}
+	stop    func()                    // ends the publisher's session (take-over)
+	subs    map[*Subscription]struct{}
 
 	endOnce sync.Once
 }

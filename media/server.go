@@ -27,12 +27,12 @@ type Config struct {
 	// RTSPSAddress serves RTSP over TLS (TCP transport) with TLS, e.g. ":8322".
 	RTSPSAddress string
 	TLS          *tls.Config
-	Sink           Sink
-	Auth           Authenticator // nil allows everyone
-	TakeOver       bool          // a new publisher replaces a busy stream's publisher instead of being refused
-	Sources        map[string]SourceConfig
-	Logger         *slog.Logger
-	Metrics        *Metrics
+	Sink         Sink
+	Auth         Authenticator // nil allows everyone
+	TakeOver     bool          // a new publisher replaces a busy stream's publisher instead of being refused
+	Sources      map[string]SourceConfig
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
 
 // Authenticator decides whether a client may publish or read a stream.
@@ -59,10 +59,10 @@ type Server struct {
 	cfg     Config
 	servers []*listener // plain RTSP, RTSPS: each serves every live stream
 	log     *slog.Logger
-	m     *Metrics
-	mu    sync.Mutex
-	lives map[string]*live
-	srcs  *sources
+	m       *Metrics
+	mu      sync.Mutex
+	lives   map[string]*live
+	srcs    *sources
 }
 
 // NewServer returns a server; Start listens.
