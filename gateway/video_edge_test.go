@@ -472,3 +472,25 @@ func TestRTSPSPublishAndRead(t *testing.T) {
 		t.Fatalf("DESCRIBE over RTSPS with a verified certificate: %v", err)
 	}
 }
+
+// GStreamer's rtspclientsink publishes (H.264 from an MP4 file, in real time).
+func TestGStreamerPublisher(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "gst-launch-1.0", "ffmpeg")
+	s := startVideoServer(t, nil)
+	clip := mediatest.Clip(t, "h264", 4)
+	out, err := exec.Command("gst-launch-1.0", "-q", "filesrc", "location="+clip, "!", "qtdemux", "name=d", "d.video_0", "!", "queue", "!", "h264parse", "!",
+		"rtspclientsink", "location=rtsp://"+s.gw.RTSPAddr()+"/gst", "user-id="+s.key.ID, "user-pw="+s.key.Secret, "protocols=tcp").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gst-launch-1.0: %v\n%s", err, out)
+	}
+	s.waitLive(t, "gst", false)
+	frags := listAll(t, s.videoClients(), "gst", nil)
+	var total int64
+	for _, f := range frags {
+		total += f.FragmentLengthInMilliseconds
+	}
+	if len(frags) != 2 || total < 3900 {
+		t.Fatalf("GStreamer's 4 s: %d fragments, %d ms", len(frags), total)
+	}
+}
