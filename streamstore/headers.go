@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 )
 
 // RecordHeader is a record without its data: what a listing needs. Reading
@@ -154,4 +155,43 @@ func decodeHeader(b []byte) (h RecordHeader, keyStart, keyLen int, err error) {
 	}
 	h.Size = int(uint64(n) - 24 - uint64(k) - klen)
 	return h, frameHeader + 24 + k, int(klen), nil
+}
+
+// HeadersFrom calls fn with the header of each visible record from index
+// from on, in sequence order, until fn returns false: the newest N records
+// of a shard are HeadersFrom(tip-N).
+func (s *Store) HeadersFrom(name, shardID string, from uint64, fn func(RecordHeader) bool) error {
+	_, log, _, err := s.lookup(name, shardID)
+	if err != nil {
+		return err
+	}
+	vis := log.visible.Load()
+	views := log.snapshot()
+	k := sort.Search(len(views), func(k int) bool { return views[k].base+views[k].count > from })
+	for ; k < len(views); k++ {
+		v := views[k]
+		if v.count == 0 || v.base >= vis {
+			continue
+		}
+		stop := false
+		err := scanHeaders(v, offsetOf(v.index, from), func(h RecordHeader) bool {
+			if h.Seq.Index < from {
+				return true
+			}
+			if h.Seq.Index >= vis {
+				stop = true
+				return false
+			}
+			h.Seq.Gen, h.Seq.Shard = log.gen, log.num
+			stop = !fn(h)
+			return !stop
+		})
+		if err != nil {
+			return err
+		}
+		if stop {
+			return nil
+		}
+	}
+	return nil
 }

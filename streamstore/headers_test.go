@@ -83,6 +83,12 @@ func TestHeadersMatchFullReads(t *testing.T) {
 		if hs := list(ArrivalTime, to, from); len(hs) != 0 {
 			t.Fatalf("reversed range listed %d", len(hs))
 		}
+		// By index: the newest records.
+		var tail []RecordHeader
+		s.HeadersFrom("video/cam", ShardID(0), all[55].Seq.Index, func(h RecordHeader) bool { tail = append(tail, h); return true })
+		if len(tail) != 5 || tail[0].Seq != all[55].Seq || tail[4].Seq != all[59].Seq || tail[2].PartitionKey != all[57].PartitionKey {
+			t.Fatalf("HeadersFrom the 56th record listed %d: %v", len(tail), tail)
+		}
 		// Stopping early stops.
 		n := 0
 		s.Headers("video/cam", ShardID(0), ArrivalTime, 0, base.Add(time.Hour).UnixNano(), func(RecordHeader) bool { n++; return n < 3 })
