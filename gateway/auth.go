@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,4 +193,25 @@ func accessKeyOf(r *http.Request) string {
 		id = id[:64]
 	}
 	return id
+}
+
+// loadSessionKey returns the key that signs playback session URLs, made on
+// first use and kept (0600) in the data directory, so URLs handed out stay
+// valid across restarts until they expire.
+func loadSessionKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "auth", "session.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("session key: %w", err)
+	}
+	return key, nil
 }

@@ -98,8 +98,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		kopts.ShardWriteLimit = lim
 	}
+	sessionKey, err := loadSessionKey(cfg.DataDir)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	video := kvs.New(store, kvs.Options{
-		Region: cfg.Region, Account: cfg.Account, AutoCreate: cfg.Video.AutoCreate, AutoRetentionHours: cfg.Video.AutoCreateRetentionHours,
+		SessionKey: sessionKey,
+		Region:     cfg.Region, Account: cfg.Account, AutoCreate: cfg.Video.AutoCreate, AutoRetentionHours: cfg.Video.AutoCreateRetentionHours,
 		FragmentDuration: cfg.Video.FragmentDuration, MaxFragmentDuration: cfg.Video.MaxFragmentDuration,
 		StreamFragmentDurations: cfg.Video.StreamFragmentDurations, MaxFragmentBytes: int(cfg.Video.MaxFragmentBytes),
 		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
@@ -155,7 +161,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/", api) // authentication happens inside the mux, once the body is read
+	mux.Handle("/hls/v1/", video.HLSHandler()) // the signed session URL is the credential
+	mux.Handle("/", api)                       // authentication happens inside the mux, once the body is read
 
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
 	protocols := new(http.Protocols)

@@ -35,6 +35,9 @@ type Options struct {
 	StreamFragmentDurations map[string]time.Duration
 	// MaxFragmentBytes is the largest fragment a stream stores (default 50 MiB).
 	MaxFragmentBytes int
+	// SessionKey signs playback session URLs (HLS); the gateway keeps it in
+	// its data directory so URLs survive a restart. Random when empty.
+	SessionKey []byte
 	// StreamDiskBudget gives the disk budget of a stream by name (0: none).
 	StreamDiskBudget func(name string) int64
 	Logger           *slog.Logger
@@ -99,6 +102,10 @@ func New(store *streamstore.Store, opts Options) *API {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if len(opts.SessionKey) == 0 {
+		opts.SessionKey = make([]byte, 32)
+		rand.Read(opts.SessionKey)
+	}
 	if opts.MaxFragmentBytes <= 0 {
 		opts.MaxFragmentBytes = DefaultMaxFragmentBytes
 	}
@@ -115,22 +122,24 @@ func New(store *streamstore.Store, opts Options) *API {
 // and kinesis-video-archived-media share one host and one signing name.
 func (a *API) Service() *awsapi.Service {
 	ops := map[string]awsapi.Op{
-		"CreateStream":            a.createStream,
-		"DescribeStream":          a.describeStream,
-		"ListStreams":             a.listStreams,
-		"DeleteStream":            a.deleteStream,
-		"UpdateStream":            a.updateStream,
-		"UpdateDataRetention":     a.updateDataRetention,
-		"TagStream":               a.tagStream,
-		"UntagStream":             a.untagStream,
-		"ListTagsForStream":       a.listTagsForStream,
-		"TagResource":             a.tagResource,
-		"UntagResource":           a.untagResource,
-		"ListTagsForResource":     a.listTagsForResource,
-		"GetDataEndpoint":         a.getDataEndpoint,
-		"ListFragments":           a.listFragments,
-		"GetMediaForFragmentList": a.getMediaForFragmentList,
-		"GetMedia":                a.getMedia,
+		"CreateStream":              a.createStream,
+		"DescribeStream":            a.describeStream,
+		"ListStreams":               a.listStreams,
+		"DeleteStream":              a.deleteStream,
+		"UpdateStream":              a.updateStream,
+		"UpdateDataRetention":       a.updateDataRetention,
+		"TagStream":                 a.tagStream,
+		"UntagStream":               a.untagStream,
+		"ListTagsForStream":         a.listTagsForStream,
+		"TagResource":               a.tagResource,
+		"UntagResource":             a.untagResource,
+		"ListTagsForResource":       a.listTagsForResource,
+		"GetDataEndpoint":           a.getDataEndpoint,
+		"ListFragments":             a.listFragments,
+		"GetMediaForFragmentList":   a.getMediaForFragmentList,
+		"GetMedia":                  a.getMedia,
+		"GetHLSStreamingSessionURL": a.getHLSStreamingSessionURL,
+		"GetClip":                   a.getClip,
 	}
 	paths := map[string]string{}
 	for op := range ops {

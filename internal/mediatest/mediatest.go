@@ -116,11 +116,21 @@ func DecodeClean(t testing.TB, path string) {
 // Codecs lists the codec names of a file's streams, in order (e.g. h264 aac).
 func Codecs(t testing.TB, path string) []string {
 	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).CombinedOutput()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=index,codec_name", "-of", "csv=p=0", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v\n%s", path, err, out)
 	}
-	return strings.Fields(string(out))
+	// HLS lists its streams once per program and once on their own.
+	var codecs []string
+	seen := map[string]bool{}
+	for _, line := range strings.Fields(string(out)) {
+		index, codec, _ := strings.Cut(line, ",")
+		if !seen[index] {
+			seen[index] = true
+			codecs = append(codecs, codec)
+		}
+	}
+	return codecs
 }
 
 // Save copies a response body (a GetMedia stream, say) into a file of the

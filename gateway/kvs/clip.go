@@ -1,0 +1,95 @@
+package kvs
+
+import (
+	"github.com/streamgate/streamgate/gateway/awsapi"
+	"github.com/streamgate/streamgate/media"
+	"github.com/streamgate/streamgate/streamstore"
+)
+
+// Limits of GetClip, as AWS's.
+const (
+	maxClipFragments = 200
+	maxClipBytes     = 100 << 20
+)
+
+// getClip answers an MP4 (moov first) of the fragments in a time range. The
+// clip is planned from the fragments' sample tables and written as it is
+// read: no copy of the whole clip is held.
+func (a *API) getClip(r *awsapi.Request) (any, error) {
+	var in struct {
+		streamRef
+		ClipFragmentSelector *struct {
+			FragmentSelectorType string          `json:"FragmentSelectorType"`
+			TimestampRange       *timestampRange `json:"TimestampRange"`
+		} `json:"ClipFragmentSelector"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	var v awsapi.Validator
+	sel := in.ClipFragmentSelector
+	if sel == nil || sel.TimestampRange == nil || sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
+		v.Required("ClipFragmentSelector.TimestampRange.StartTimestamp/EndTimestamp", false)
+		return nil, validation(&v)
+	}
+	kind := streamstore.ArrivalTime
+	switch sel.FragmentSelectorType {
+	case "SERVER_TIMESTAMP":
+	case "PRODUCER_TIMESTAMP":
+		kind = streamstore.ProducerTime
+	default:
+		v.Fail("ClipFragmentSelector.FragmentSelectorType", sel.FragmentSelectorType, "Member must satisfy enum value set: [PRODUCER_TIMESTAMP, SERVER_TIMESTAMP]")
+		return nil, validation(&v)
+	}
+	from, to := sel.TimestampRange.StartTimestamp.UnixNano(), sel.TimestampRange.EndTimestamp.UnixNano()
+	if from >= to {
+		return nil, invalid("The StartTimestamp must be before the EndTimestamp.")
+	}
+	info, err := a.lookup(r, in.streamRef)
+	if err != nil {
+		return nil, err
+	}
+	// The fragments that start in the range, up to AWS's limits.
+	var indexes []uint64
+	size := 0
+	err = a.store.Headers(info.Name, videoShard, kind, from, to-1, func(h streamstore.RecordHeader) bool {
+		if len(indexes) == maxClipFragments || size+h.Size > maxClipBytes {
+			return false
+		}
+		indexes = append(indexes, h.Seq.Index)
+		size += h.Size
+		return true
+	})
+	if err != nil {
+		return nil, a.storeError(publicName(&info), err)
+	}
+	if len(indexes) == 0 {
+		return nil, notFound("No fragments found in the stream for the clip request.")
+	}
+	read := func(index uint64) (init, body []byte, err error) {
+		rec, ok, err := a.readFragment(info.Name, index)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, errExpired
+		}
+		meta, err := media.ParseFragmentMeta(rec.PartitionKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		return media.SplitFragment(rec.Data, meta)
+	}
+	clip, err := media.PlanClip(indexes, read)
+	if err != nil {
+		return nil, invalid("The fragments of the range cannot be joined into one clip: %v", err)
+	}
+	r.W.Header().Set("Content-Type", "video/mp4")
+	r.W.WriteHeader(200)
+	if err := clip.Write(r.W); err != nil {
+		a.opts.Logger.Warn("GetClip stopped", "stream", publicName(&info), "err", err)
+	}
+	return awsapi.Streamed, nil
+}
+
+var errExpired = notFound("A fragment of the clip expired while it was being made.")

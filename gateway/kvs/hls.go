@@ -1,0 +1,353 @@
+package kvs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamgate/streamgate/gateway/awsapi"
+	"github.com/streamgate/streamgate/media"
+	"github.com/streamgate/streamgate/streamstore"
+)
+
+type hlsSelector struct {
+	FragmentSelectorType string          `json:"FragmentSelectorType"`
+	TimestampRange       *timestampRange `json:"TimestampRange"`
+}
+
+// getHLSStreamingSessionURL issues a signed, expiring URL for HLS playback
+// of one stream: the archive between two times (ON_DEMAND), from a time on
+// (LIVE_REPLAY) or at the live edge (LIVE).
+func (a *API) getHLSStreamingSessionURL(r *awsapi.Request) (any, error) {
+	var in struct {
+		streamRef
+		PlaybackMode                    string       `json:"PlaybackMode"`
+		HLSFragmentSelector             *hlsSelector `json:"HLSFragmentSelector"`
+		ContainerFormat                 string       `json:"ContainerFormat"`
+		DiscontinuityMode               string       `json:"DiscontinuityMode"`
+		DisplayFragmentTimestamp        string       `json:"DisplayFragmentTimestamp"`
+		Expires                         *int         `json:"Expires"`
+		MaxMediaPlaylistFragmentResults *int         `json:"MaxMediaPlaylistFragmentResults"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s, err := a.sessionFrom(r, in.streamRef, in.PlaybackMode, in.HLSFragmentSelector, in.ContainerFormat, in.DiscontinuityMode,
+		in.DisplayFragmentTimestamp, in.Expires, in.MaxMediaPlaylistFragmentResults)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		HLSStreamingSessionURL string `json:"HLSStreamingSessionURL"`
+	}{baseURL(r.R) + "/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=" + url.QueryEscape(a.sign(s))}, nil
+}
+
+// sessionFrom validates a session request, authorizes it, checks that the
+// stream has fragments to play, and returns the session to sign.
+func (a *API) sessionFrom(r *awsapi.Request, ref streamRef, mode string, sel *hlsSelector, container, disc, display string, expires, maxResults *int) (session, error) {
+	var v awsapi.Validator
+	if mode == "" {
+		mode = "LIVE"
+	}
+	switch mode {
+	case "LIVE", "LIVE_REPLAY", "ON_DEMAND":
+	default:
+		v.Fail("PlaybackMode", mode, "Member must satisfy enum value set: [LIVE, LIVE_REPLAY, ON_DEMAND]")
+	}
+	if container == "" {
+		container = "FRAGMENTED_MP4"
+	}
+	switch container {
+	case "FRAGMENTED_MP4":
+	case "MPEG_TS":
+		return session{}, invalid("ContainerFormat MPEG_TS is not supported by this gateway yet; use FRAGMENTED_MP4.")
+	default:
+		v.Fail("ContainerFormat", container, "Member must satisfy enum value set: [FRAGMENTED_MP4, MPEG_TS]")
+	}
+	if disc == "" {
+		disc = "ALWAYS"
+	}
+	switch disc {
+	case "ALWAYS", "NEVER", "ON_DISCONTINUITY":
+	default:
+		v.Fail("DiscontinuityMode", disc, "Member must satisfy enum value set: [ALWAYS, NEVER, ON_DISCONTINUITY]")
+	}
+	switch display {
+	case "", "NEVER", "ALWAYS":
+	default:
+		v.Fail("DisplayFragmentTimestamp", display, "Member must satisfy enum value set: [ALWAYS, NEVER]")
+	}
+	if expires != nil {
+		v.Range("Expires", int64(*expires), minExpires, maxExpires)
+	}
+	defMax := 1000
+	if mode == "LIVE" {
+		defMax = 5
+	}
+	maxN := v.Optional("MaxMediaPlaylistFragmentResults", maxResults, defMax, 1, 5000)
+	s := session{Mode: mode, Container: container, Disc: disc, Display: display == "ALWAYS", Max: maxN, Expires: expiry(a.opts.Now(), expires)}
+	if sel != nil {
+		switch sel.FragmentSelectorType {
+		case "", "SERVER_TIMESTAMP":
+		case "PRODUCER_TIMESTAMP":
+			s.Producer = true
+		default:
+			v.Fail("HLSFragmentSelector.FragmentSelectorType", sel.FragmentSelectorType, "Member must satisfy enum value set: [PRODUCER_TIMESTAMP, SERVER_TIMESTAMP]")
+		}
+		if tr := sel.TimestampRange; tr != nil {
+			if tr.StartTimestamp != nil {
+				s.Start = tr.StartTimestamp.UnixNano()
+			}
+			if tr.EndTimestamp != nil {
+				s.End = tr.EndTimestamp.UnixNano()
+			}
+		}
+	}
+	if err := validation(&v); err != nil {
+		return session{}, err
+	}
+	switch {
+	case mode == "LIVE" && sel != nil && sel.TimestampRange != nil:
+		return session{}, invalid("A TimestampRange cannot be used with PlaybackMode LIVE.")
+	case mode == "ON_DEMAND" && (s.Start == 0 || s.End == 0):
+		return session{}, invalid("PlaybackMode ON_DEMAND needs a TimestampRange with StartTimestamp and EndTimestamp.")
+	case mode == "LIVE_REPLAY" && s.Start == 0:
+		return session{}, invalid("PlaybackMode LIVE_REPLAY needs a StartTimestamp.")
+	case s.End != 0 && s.End <= s.Start:
+		return session{}, invalid("The StartTimestamp must be before the EndTimestamp.")
+	case mode == "ON_DEMAND" && time.Duration(s.End-s.Start) > 24*time.Hour:
+		return session{}, invalid("The timestamp range of an ON_DEMAND session must not exceed 24 hours.")
+	}
+	info, err := a.lookup(r, ref)
+	if err != nil {
+		return session{}, err
+	}
+	s.Stream, s.Created = publicName(&info), info.Created.UnixMilli()
+	// A session with nothing to play is an error now rather than an empty playlist.
+	found := false
+	if err := a.sessionFragments(s, func(streamstore.RecordHeader) bool { found = true; return false }); err != nil {
+		return session{}, a.storeError(s.Stream, err)
+	}
+	if !found {
+		return session{}, notFound("No fragments found in the stream for the streaming request.")
+	}
+	return s, nil
+}
+
+// sessionFragments calls fn with the fragments a session's media playlist
+// lists now, in order, at most Max of them.
+func (a *API) sessionFragments(s session, fn func(streamstore.RecordHeader) bool) error {
+	name := namespace + s.Stream
+	n := 0
+	each := func(h streamstore.RecordHeader) bool {
+		n++
+		return fn(h) && n < s.Max
+	}
+	switch s.Mode {
+	case "LIVE":
+		tip, err := a.store.Seek(name, videoShard, streamstore.Position{Type: streamstore.Latest})
+		if err != nil {
+			return err
+		}
+		from := uint64(1)
+		if tip > uint64(s.Max) {
+			from = tip - uint64(s.Max)
+		}
+		return a.store.HeadersFrom(name, videoShard, from, each)
+	default:
+		kind := streamstore.ArrivalTime
+		if s.Producer {
+			kind = streamstore.ProducerTime
+		}
+		end := s.End
+		if end == 0 {
+			end = math.MaxInt64
+		}
+		return a.store.Headers(name, videoShard, kind, s.Start, end, each)
+	}
+}
+
+// HLSHandler serves the playback URLs under /hls/v1/: GET, authenticated by
+// their session token alone.
+func (a *API) HLSHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			awsapi.WriteError(w, r, &awsapi.Error{Code: "InvalidArgumentException", Message: "Playback URLs take GET.", Status: http.StatusMethodNotAllowed})
+			return
+		}
+		s, err := a.openSession(r.URL.Query().Get("SessionToken"))
+		if err == nil {
+			switch strings.TrimPrefix(r.URL.Path, "/hls/v1/") {
+			case "getHLSMasterPlaylist.m3u8":
+				err = a.masterPlaylist(w, r, s)
+			case "getHLSMediaPlaylist.m3u8":
+				err = a.mediaPlaylist(w, s)
+			case "getMP4InitFragment.mp4":
+				err = a.fragmentPart(w, r, s, true)
+			case "getMP4MediaFragment.mp4":
+				err = a.fragmentPart(w, r, s, false)
+			default:
+				err = notFound("No such playback resource: %s.", r.URL.Path)
+			}
+		}
+		if err != nil {
+			var ae *awsapi.Error
+			if !errors.As(err, &ae) {
+				a.opts.Logger.Error("HLS playback failed", "path", r.URL.Path, "err", err)
+				ae = &awsapi.Error{Code: "ClientLimitExceededException", Message: "The fragment could not be read.", Status: http.StatusInternalServerError}
+			}
+			awsapi.WriteError(w, r, ae)
+		}
+	})
+}
+
+func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) error {
+	token := url.QueryEscape(r.URL.Query().Get("SessionToken"))
+	// The variant's codecs and size come from the newest listed fragment's init segment.
+	var last streamstore.RecordHeader
+	if err := a.sessionFragments(s, func(h streamstore.RecordHeader) bool { last = h; return true }); err != nil {
+		return a.storeError(s.Stream, err)
+	}
+	if last.Seq.Index == 0 {
+		return notFound("No fragments found in the stream for the streaming request.")
+	}
+	rec, ok, err := a.readFragment(namespace+s.Stream, last.Seq.Index)
+	if err != nil || !ok {
+		return notFound("The session's fragments have expired.")
+	}
+	meta, _ := media.ParseFragmentMeta(rec.PartitionKey)
+	init, _, err := media.SplitFragment(rec.Data, meta)
+	if err != nil {
+		return err
+	}
+	v := media.DescribeInit(init)
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	bandwidth := int64(float64(last.Size*8) / math.Max(meta.Duration.Seconds(), 0.1))
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", max(bandwidth, 1))
+	if v.Codecs != "" {
+		fmt.Fprintf(&b, ",CODECS=\"%s\"", v.Codecs)
+	}
+	if v.Width > 0 {
+		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.Width, v.Height)
+	}
+	fmt.Fprintf(&b, "\ngetHLSMediaPlaylist.m3u8?SessionToken=%s\n", token)
+	writePlaylist(w, b.String())
+	return nil
+}
+
+func (a *API) mediaPlaylist(w http.ResponseWriter, s session) error {
+	type entry struct {
+		h    streamstore.RecordHeader
+		meta media.FragmentMeta
+	}
+	var entries []entry
+	err := a.sessionFragments(s, func(h streamstore.RecordHeader) bool {
+		m, err := media.ParseFragmentMeta(h.PartitionKey)
+		if err == nil {
+			entries = append(entries, entry{h, m})
+		}
+		return true
+	})
+	if err != nil {
+		return a.storeError(s.Stream, err)
+	}
+	token := url.QueryEscape(a.sign(s))
+	target := 1.0
+	for _, e := range entries {
+		target = math.Max(target, math.Ceil(e.meta.Duration.Seconds()))
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", int(target))
+	seq := uint64(0)
+	if len(entries) > 0 {
+		seq = entries[0].h.Seq.Index
+	}
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", seq)
+	switch {
+	case s.Mode == "ON_DEMAND":
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	case s.Mode == "LIVE_REPLAY":
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+	}
+	for i, e := range entries {
+		num := e.h.Seq.String()
+		newInit := i == 0 || e.meta.Discontinuity
+		if i > 0 && (s.Disc == "ALWAYS" || (s.Disc == "ON_DISCONTINUITY" && e.meta.Discontinuity)) {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if newInit {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken=%s&FragmentNumber=%s\"\n", token, num)
+		}
+		if s.Display {
+			at := e.h.Arrival
+			if s.Producer {
+				at = e.h.Producer
+			}
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", time.Unix(0, at).UTC().Format("2006-01-02T15:04:05.000Z"))
+		}
+		fmt.Fprintf(&b, "#EXTINF:%.3f,\ngetMP4MediaFragment.mp4?SessionToken=%s&FragmentNumber=%s\n", e.meta.Duration.Seconds(), token, num)
+	}
+	if s.Mode == "ON_DEMAND" || (s.End != 0 && len(entries) > 0 && s.endReached(entries[len(entries)-1].h)) {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	writePlaylist(w, b.String())
+	return nil
+}
+
+// endReached reports whether a LIVE_REPLAY session with an end has listed
+// its last fragment.
+func (s session) endReached(h streamstore.RecordHeader) bool {
+	t := h.Arrival
+	if s.Producer {
+		t = h.Producer
+	}
+	return t >= s.End
+}
+
+func writePlaylist(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write([]byte(body))
+}
+
+// fragmentPart serves a fragment's init segment or its moof+mdat.
+func (a *API) fragmentPart(w http.ResponseWriter, r *http.Request, s session, init bool) error {
+	seq, err := parseFragmentNumber(r.URL.Query().Get("FragmentNumber"))
+	if err != nil {
+		return err
+	}
+	rec, ok, err := a.readFragment(namespace+s.Stream, seq.Index)
+	if err != nil {
+		return a.storeError(s.Stream, err)
+	}
+	if !ok {
+		return notFound("Fragment %s was not found (it may have expired).", seq)
+	}
+	meta, err := media.ParseFragmentMeta(rec.PartitionKey)
+	if err != nil {
+		return err
+	}
+	in, body, err := media.SplitFragment(rec.Data, meta)
+	if err != nil {
+		return err
+	}
+	if init {
+		body = in
+	}
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "max-age=3600") // a fragment never changes
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	w.Write(body)
+	return nil
+}

@@ -1,0 +1,172 @@
+package gateway_test
+
+import (
+	"encoding/binary"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/streamgate/streamgate/internal/mediatest"
+)
+
+// probeDuration is ffprobe's idea of a file's or URL's duration in seconds.
+func probeDuration(t *testing.T, target string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", target).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", target, err, out)
+	}
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("ffprobe duration %q", out)
+	}
+	return d
+}
+
+// topBoxes lists an MP4 file's top-level box types.
+func topBoxes(t *testing.T, path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for len(b) >= 8 {
+		n := int(binary.BigEndian.Uint32(b))
+		types = append(types, string(b[4:8]))
+		if n < 8 || n > len(b) {
+			break
+		}
+		b = b[n:]
+	}
+	return types
+}
+
+// ON_DEMAND HLS of a published clip plays in ffmpeg with the right duration
+// and both tracks (URL from the aws CLI); GetClip returns a fast-start MP4
+// of a 10 s range; bad tokens and empty ranges get AWS errors.
+func TestHLSOnDemandAndGetClip(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg", "ffprobe")
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
+	}
+	s := startVideoServer(t, nil)
+	c := s.videoClients()
+	mediatest.Publish(t, mediatest.Clip(t, "h264", 30), s.rtspURL("yard"), "tcp", true) // real time: server timestamps span 30 s
+	s.waitLive(t, "yard", false)
+	frags := listAll(t, c, "yard", nil)
+	first, last := frags[0], frags[len(frags)-1]
+	start, end := first.ServerTimestamp.Add(-time.Second), last.ServerTimestamp.Add(time.Second)
+
+	out := awsCLI(t, awsBin, s)("kinesis-video-archived-media", "get-hls-streaming-session-url", "--stream-name", "yard",
+		"--playback-mode", "ON_DEMAND", "--hls-fragment-selector",
+		"FragmentSelectorType=SERVER_TIMESTAMP,TimestampRange={StartTimestamp="+start.UTC().Format(time.RFC3339Nano)+",EndTimestamp="+end.UTC().Format(time.RFC3339Nano)+"}")
+	hlsURL, _ := out["HLSStreamingSessionURL"].(string)
+	if !strings.HasPrefix(hlsURL, s.endpoint+"/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=") {
+		t.Fatalf("session URL %q", hlsURL)
+	}
+	if d := probeDuration(t, hlsURL); d < 28 || d > 32 {
+		t.Errorf("ON_DEMAND HLS lasts %.2f s, the clip 30 s", d)
+	}
+	if got := strings.Join(mediatest.Codecs(t, hlsURL), " "); got != "h264 aac" {
+		t.Errorf("HLS streams %q, want h264 aac", got)
+	}
+	mediatest.DecodeClean(t, hlsURL)
+	if n := mediatest.Frames(t, hlsURL); n != 750 {
+		t.Errorf("HLS decodes to %d frames, the clip has 750", n)
+	}
+
+	// A forged token and an empty range.
+	forged := strings.Replace(hlsURL, "SessionToken=", "SessionToken=x", 1)
+	resp, err := http.Get(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "NotAuthorizedException") {
+		t.Errorf("forged session token: %d %s", resp.StatusCode, body)
+	}
+	_, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("yard"),
+		PlaybackMode: amtypes.HLSPlaybackModeOnDemand, HLSFragmentSelector: &amtypes.HLSFragmentSelector{FragmentSelectorType: amtypes.HLSFragmentSelectorTypeServerTimestamp,
+			TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(start.Add(-time.Hour)), EndTimestamp: aws.Time(start.Add(-30 * time.Minute))}}})
+	apiError(t, err, "ResourceNotFoundException")
+
+	// GetClip of the 10 s after the fifth fragment.
+	from := frags[4].ServerTimestamp.Add(-10 * time.Millisecond)
+	clip, err := c.archived.GetClip(ctx, &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String("yard"),
+		ClipFragmentSelector: &amtypes.ClipFragmentSelector{FragmentSelectorType: amtypes.ClipFragmentSelectorTypeServerTimestamp,
+			TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(from), EndTimestamp: aws.Time(from.Add(10 * time.Second))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp4 := mediatest.Save(t, clip.Payload, "clip.mp4")
+	boxes := strings.Join(topBoxes(t, mp4), " ")
+	if !regexp.MustCompile(`^ftyp moov mdat`).MatchString(boxes) {
+		t.Errorf("clip boxes %q: want ftyp, moov, then mdat (fast start)", boxes)
+	}
+	if d := probeDuration(t, mp4); d < 8 || d > 12 {
+		t.Errorf("GetClip of 10 s lasts %.2f s", d)
+	}
+	mediatest.DecodeClean(t, mp4)
+	if got := strings.Join(mediatest.Codecs(t, mp4), " "); got != "h264 aac" {
+		t.Errorf("clip streams %q", got)
+	}
+}
+
+// LIVE HLS follows the live edge: the media playlist advances while a
+// camera publishes, and ffmpeg reads it.
+func TestHLSLive(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg", "ffprobe")
+	s := startVideoServer(t, nil)
+	c := s.videoClients()
+	mediatest.PublishLoop(t, mediatest.Clip(t, "h264", 4), s.rtspURL("live"))
+	s.waitLive(t, "live", true)
+	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+			StreamName: aws.String("live"), PlaybackMode: amtypes.HLSPlaybackModeLive, MaxMediaPlaylistFragmentResults: aws.Int64(2)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	master := aws.ToString(out.HLSStreamingSessionURL)
+	mediaURL := strings.Replace(master, "getHLSMasterPlaylist", "getHLSMediaPlaylist", 1)
+	sequence := func() int {
+		resp, err := http.Get(mediaURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindSubmatch(b)
+		if m == nil || strings.Contains(string(b), "#EXT-X-ENDLIST") {
+			t.Fatalf("live media playlist:\n%s", b)
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	before := sequence()
+	time.Sleep(4500 * time.Millisecond)
+	if after := sequence(); after <= before {
+		t.Fatalf("live playlist did not advance: media sequence %d, then %d", before, after)
+	}
+	if got := mediatest.Codecs(t, master); len(got) == 0 || got[0] != "h264" {
+		t.Fatalf("ffprobe of the live URL: %v", got)
+	}
+}
