@@ -18,6 +18,7 @@ Usage:
   streamgate streams list|create|describe|delete [flags]
   streamgate put STREAM --partition-key K [DATA|-]
   streamgate tail STREAM [--from trim-horizon|latest|<RFC 3339 time>]
+  streamgate clip STREAM --from T [--to T] [-o out.mp4]      (a video stream's time range as MP4)
   streamgate bench kinesis [--endpoint URL] [flags]
   streamgate bench video --rtsp URL --clip FILE --cameras N --server-pid PID --metrics URL
   streamgate bench fragments fill|query [flags]
@@ -45,6 +46,8 @@ func main() {
 		err = putCmd(args)
 	case "tail":
 		err = tailCmd(args)
+	case "clip":
+		err = clipCmd(args)
 	case "bench":
 		err = benchCmd(args)
 	case "keys":

@@ -92,4 +92,11 @@ func TestKill9KeepsListedFragments(t *testing.T) {
 	if n := mediatest.Frames(t, mkv); n < 50*len(listed)-50 {
 		t.Fatalf("%d listed fragments decode to %d frames", len(listed), n)
 	}
+	// The CLI saves the range as an MP4.
+	mp4 := filepath.Join(t.TempDir(), "yard.mp4")
+	runCLI(t, p, "", "clip", "yard", "--from", "10m", "-o", mp4)
+	mediatest.DecodeClean(t, mp4)
+	if n := mediatest.Frames(t, mp4); n < 50*len(listed)-50 {
+		t.Fatalf("streamgate clip: %d frames from %d fragments", n, len(listed))
+	}
 }
