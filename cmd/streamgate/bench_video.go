@@ -284,7 +284,7 @@ func fillFragments(dataDir, template string, count int) error {
 func queryFragments(c clientFlags, stream string, rounds int, window time.Duration) error {
 	am := c.archivedMedia()
 	now := time.Now()
-	var listLat, getLat []time.Duration
+	var listLat, getLat, clipLat, hlsLat []time.Duration
 	listed := 0
 	for range rounds {
 		t0 := time.Now()
@@ -323,8 +323,41 @@ func queryFragments(c clientFlags, stream string, rounds int, window time.Durati
 		io.Copy(io.Discard, out.Payload)
 		out.Payload.Close()
 		getLat = append(getLat, time.Since(t1))
+
+		// GetClip of the same 30 s, as a fast-start MP4, read to the end.
+		t2 := time.Now()
+		lastTS := aws.ToTime(frags[len(frags)-1].ServerTimestamp)
+		clip, err := am.GetClip(bg, &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String(stream),
+			ClipFragmentSelector: &amtypes.ClipFragmentSelector{FragmentSelectorType: amtypes.ClipFragmentSelectorTypeServerTimestamp,
+				TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(lastTS.Add(-29 * time.Second)), EndTimestamp: aws.Time(lastTS.Add(time.Second))}}})
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, clip.Payload)
+		clip.Payload.Close()
+		clipLat = append(clipLat, time.Since(t2))
+
+		// An ON_DEMAND HLS session over the window: its media playlist.
+		sess, err := am.GetHLSStreamingSessionURL(bg, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String(stream),
+			PlaybackMode: amtypes.HLSPlaybackModeOnDemand, MaxMediaPlaylistFragmentResults: aws.Int64(5000),
+			HLSFragmentSelector: &amtypes.HLSFragmentSelector{FragmentSelectorType: amtypes.HLSFragmentSelectorTypeServerTimestamp,
+				TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(now.Add(-window)), EndTimestamp: aws.Time(now)}}})
+		if err != nil {
+			return err
+		}
+		mediaURL := strings.Replace(aws.ToString(sess.HLSStreamingSessionURL), "getHLSMasterPlaylist", "getHLSMediaPlaylist", 1)
+		t3 := time.Now()
+		resp, err := http.Get(mediaURL)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		hlsLat = append(hlsLat, time.Since(t3))
 	}
 	fmt.Printf("%s: ListFragments of the last %v (%d fragments, all pages): %s\n", stream, window, listed, percentiles(listLat))
 	fmt.Printf("%s: GetMediaForFragmentList of 30 s (15 fragments, read to the end): %s\n", stream, percentiles(getLat))
+	fmt.Printf("%s: GetClip of 30 s (MP4, read to the end): %s\n", stream, percentiles(clipLat))
+	fmt.Printf("%s: ON_DEMAND HLS media playlist of the last %v (%d fragments): %s\n", stream, window, listed, percentiles(hlsLat))
 	return nil
 }
