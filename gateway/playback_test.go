@@ -86,6 +86,26 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 		t.Errorf("HLS decodes to %d frames, the clip has 750", n)
 	}
 
+	// The same range in MPEG-TS segments.
+	tsOut, err := c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("yard"),
+		PlaybackMode: amtypes.HLSPlaybackModeOnDemand, ContainerFormat: amtypes.ContainerFormatMpegTs,
+		HLSFragmentSelector: &amtypes.HLSFragmentSelector{FragmentSelectorType: amtypes.HLSFragmentSelectorTypeServerTimestamp,
+			TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(end)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsURL := aws.ToString(tsOut.HLSStreamingSessionURL)
+	if d := probeDuration(t, tsURL); d < 28 || d > 32 {
+		t.Errorf("MPEG_TS HLS lasts %.2f s", d)
+	}
+	if got := strings.Join(mediatest.Codecs(t, tsURL), " "); got != "h264 aac" {
+		t.Errorf("MPEG_TS HLS streams %q", got)
+	}
+	mediatest.DecodeClean(t, tsURL)
+	if n := mediatest.Frames(t, tsURL); n != 750 {
+		t.Errorf("MPEG_TS HLS decodes to %d frames, the clip has 750", n)
+	}
+
 	// A forged token and an empty range.
 	forged := strings.Replace(hlsURL, "SessionToken=", "SessionToken=x", 1)
 	resp, err := http.Get(forged)

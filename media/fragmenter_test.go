@@ -263,3 +263,13 @@ func FuzzMKVFromFragment(f *testing.F) {
 		NewMKVWriter(io.Discard).WriteFragment(init, media, false, nil)
 	})
 }
+
+// FuzzTSFromFragment feeds damaged stored fragments to the MPEG-TS writer:
+// an error, never a panic.
+func FuzzTSFromFragment(f *testing.F) {
+	fr := realFragment(f)
+	f.Add(fr.Init, fr.Media)
+	f.Fuzz(func(t *testing.T, init, media []byte) {
+		WriteTS(io.Discard, init, media)
+	})
+}

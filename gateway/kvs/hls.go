@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -63,9 +64,7 @@ func (a *API) sessionFrom(r *awsapi.Request, ref streamRef, mode string, sel *hl
 		container = "FRAGMENTED_MP4"
 	}
 	switch container {
-	case "FRAGMENTED_MP4":
-	case "MPEG_TS":
-		return session{}, invalid("ContainerFormat MPEG_TS is not supported by this gateway yet; use FRAGMENTED_MP4.")
+	case "FRAGMENTED_MP4", "MPEG_TS":
 	default:
 		v.Fail("ContainerFormat", container, "Member must satisfy enum value set: [FRAGMENTED_MP4, MPEG_TS]")
 	}
@@ -191,6 +190,8 @@ func (a *API) HLSHandler() http.Handler {
 				err = a.fragmentPart(w, r, s, true)
 			case "getMP4MediaFragment.mp4":
 				err = a.fragmentPart(w, r, s, false)
+			case "getTSFragment.ts":
+				err = a.tsFragment(w, r, s)
 			default:
 				err = notFound("No such playback resource: %s.", r.URL.Path)
 			}
@@ -282,7 +283,7 @@ func (a *API) mediaPlaylist(w http.ResponseWriter, s session) error {
 		if i > 0 && (s.Disc == "ALWAYS" || (s.Disc == "ON_DISCONTINUITY" && e.meta.Discontinuity)) {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
-		if newInit {
+		if newInit && s.Container == "FRAGMENTED_MP4" {
 			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken=%s&FragmentNumber=%s\"\n", token, num)
 		}
 		if s.Display {
@@ -292,7 +293,11 @@ func (a *API) mediaPlaylist(w http.ResponseWriter, s session) error {
 			}
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", time.Unix(0, at).UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
-		fmt.Fprintf(&b, "#EXTINF:%.3f,\ngetMP4MediaFragment.mp4?SessionToken=%s&FragmentNumber=%s\n", e.meta.Duration.Seconds(), token, num)
+		segment := "getMP4MediaFragment.mp4"
+		if s.Container == "MPEG_TS" {
+			segment = "getTSFragment.ts"
+		}
+		fmt.Fprintf(&b, "#EXTINF:%.3f,\n%s?SessionToken=%s&FragmentNumber=%s\n", e.meta.Duration.Seconds(), segment, token, num)
 	}
 	if s.Mode == "ON_DEMAND" || (s.End != 0 && len(entries) > 0 && s.endReached(entries[len(entries)-1].h)) {
 		b.WriteString("#EXT-X-ENDLIST\n")
@@ -318,24 +323,49 @@ func writePlaylist(w http.ResponseWriter, body string) {
 	w.Write([]byte(body))
 }
 
-// fragmentPart serves a fragment's init segment or its moof+mdat.
-func (a *API) fragmentPart(w http.ResponseWriter, r *http.Request, s session, init bool) error {
+// sessionFragment reads the fragment a playback request names and returns
+// its init segment and moof+mdat.
+func (a *API) sessionFragment(r *http.Request, s session) (init, body []byte, err error) {
 	seq, err := parseFragmentNumber(r.URL.Query().Get("FragmentNumber"))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	rec, ok, err := a.readFragment(namespace+s.Stream, seq.Index)
 	if err != nil {
-		return a.storeError(s.Stream, err)
+		return nil, nil, a.storeError(s.Stream, err)
 	}
 	if !ok {
-		return notFound("Fragment %s was not found (it may have expired).", seq)
+		return nil, nil, notFound("Fragment %s was not found (it may have expired).", seq)
 	}
 	meta, err := media.ParseFragmentMeta(rec.PartitionKey)
 	if err != nil {
+		return nil, nil, err
+	}
+	return media.SplitFragment(rec.Data, meta)
+}
+
+// tsFragment serves a fragment as an MPEG-TS segment.
+func (a *API) tsFragment(w http.ResponseWriter, r *http.Request, s session) error {
+	init, body, err := a.sessionFragment(r, s)
+	if err != nil {
 		return err
 	}
-	in, body, err := media.SplitFragment(rec.Data, meta)
+	var buf bytes.Buffer
+	if err := media.WriteTS(&buf, init, body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "video/mp2t")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Cache-Control", "max-age=3600")
+	if r.Method != http.MethodHead {
+		w.Write(buf.Bytes())
+	}
+	return nil
+}
+
+// fragmentPart serves a fragment's init segment or its moof+mdat.
+func (a *API) fragmentPart(w http.ResponseWriter, r *http.Request, s session, init bool) error {
+	in, body, err := a.sessionFragment(r, s)
 	if err != nil {
 		return err
 	}
