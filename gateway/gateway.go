@@ -162,7 +162,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.Handle("/hls/v1/", video.HLSHandler()) // the signed session URL is the credential
-	mux.Handle("/", api)                       // authentication happens inside the mux, once the body is read
+	mux.Handle("/dash/v1/", video.DASHHandler())
+	mux.Handle("/", api) // authentication happens inside the mux, once the body is read
 
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
 	protocols := new(http.Protocols)

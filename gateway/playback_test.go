@@ -106,6 +106,26 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 		t.Errorf("MPEG_TS HLS decodes to %d frames, the clip has 750", n)
 	}
 
+	// DASH over the same range.
+	dashOut, err := c.archived.GetDASHStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{StreamName: aws.String("yard"),
+		PlaybackMode: amtypes.DASHPlaybackModeOnDemand,
+		DASHFragmentSelector: &amtypes.DASHFragmentSelector{FragmentSelectorType: amtypes.DASHFragmentSelectorTypeServerTimestamp,
+			TimestampRange: &amtypes.DASHTimestampRange{StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(end)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dashURL := aws.ToString(dashOut.DASHStreamingSessionURL)
+	if d := probeDuration(t, dashURL); d < 28 || d > 32 {
+		t.Errorf("DASH lasts %.2f s", d)
+	}
+	if got := strings.Join(mediatest.Codecs(t, dashURL), " "); got != "h264 aac" {
+		t.Errorf("DASH streams %q", got)
+	}
+	mediatest.DecodeClean(t, dashURL)
+	if n := mediatest.Frames(t, dashURL); n != 750 {
+		t.Errorf("DASH decodes to %d frames, the clip has 750", n)
+	}
+
 	// A forged token and an empty range.
 	forged := strings.Replace(hlsURL, "SessionToken=", "SessionToken=x", 1)
 	resp, err := http.Get(forged)

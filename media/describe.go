@@ -8,6 +8,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 )
 
 // InitInfo is what a playlist says about a stream: RFC 6381 codec strings
@@ -15,6 +16,14 @@ import (
 type InitInfo struct {
 	Codecs        string // e.g. "avc1.64001f,mp4a.40.2"; empty when a track's string is unknown
 	Width, Height int
+	Tracks        []TrackInfo
+}
+
+// TrackInfo describes one track of an init segment.
+type TrackInfo struct {
+	ID    int
+	Video bool
+	Codec string // RFC 6381; "" when unknown
 }
 
 // DescribeInit reads an init segment's tracks.
@@ -27,6 +36,7 @@ func DescribeInit(init []byte) InitInfo {
 	var codecs []string
 	complete := true
 	for _, t := range in.Tracks {
+		n := len(codecs)
 		switch c := t.Codec.(type) {
 		case *fmp4.CodecH264:
 			if len(c.SPS) >= 4 {
@@ -49,9 +59,56 @@ func DescribeInit(init []byte) InitInfo {
 		default:
 			complete = false
 		}
+		ti := TrackInfo{ID: t.ID, Video: t.Codec.IsVideo()}
+		if len(codecs) > n {
+			ti.Codec = codecs[n]
+		}
+		info.Tracks = append(info.Tracks, ti)
 	}
 	if complete {
 		info.Codecs = strings.Join(codecs, ",")
 	}
 	return info
+}
+
+// SelectTrack rewrites a stored fragment as one track's init segment and
+// moof+mdat (for players that want a representation per track, as DASH's do).
+func SelectTrack(init, media []byte, id int) ([]byte, []byte, error) {
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
+		return nil, nil, fmt.Errorf("init segment: %w", err)
+	}
+	var one fmp4.Init
+	for _, t := range in.Tracks {
+		if t.ID == id {
+			one.Tracks = append(one.Tracks, t)
+		}
+	}
+	if len(one.Tracks) == 0 {
+		return nil, nil, fmt.Errorf("no track %d", id)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(media); err != nil {
+		return nil, nil, fmt.Errorf("fragment: %w", err)
+	}
+	var outParts fmp4.Parts
+	for _, p := range parts {
+		q := &fmp4.Part{SequenceNumber: p.SequenceNumber}
+		for _, pt := range p.Tracks {
+			if pt.ID == id {
+				q.Tracks = append(q.Tracks, pt)
+			}
+		}
+		if len(q.Tracks) > 0 {
+			outParts = append(outParts, q)
+		}
+	}
+	var ib, mb seekablebuffer.Buffer
+	if err := one.Marshal(&ib); err != nil {
+		return nil, nil, err
+	}
+	if err := outParts.Marshal(&mb); err != nil {
+		return nil, nil, err
+	}
+	return ib.Bytes(), mb.Bytes(), nil
 }

@@ -174,6 +174,18 @@ func (a *API) sessionFragments(s session, fn func(streamstore.RecordHeader) bool
 // HLSHandler serves the playback URLs under /hls/v1/: GET, authenticated by
 // their session token alone.
 func (a *API) HLSHandler() http.Handler {
+	return a.playbackHandler("/hls/v1/", map[string]func(http.ResponseWriter, *http.Request, session) error{
+		"getHLSMasterPlaylist.m3u8": a.masterPlaylist,
+		"getHLSMediaPlaylist.m3u8":  a.mediaPlaylist,
+		"getMP4InitFragment.mp4":    func(w http.ResponseWriter, r *http.Request, s session) error { return a.fragmentPart(w, r, s, true) },
+		"getMP4MediaFragment.mp4":   func(w http.ResponseWriter, r *http.Request, s session) error { return a.fragmentPart(w, r, s, false) },
+		"getTSFragment.ts":          a.tsFragment,
+	})
+}
+
+// playbackHandler serves session-token URLs under prefix: GET (or HEAD)
+// only, the token verified before anything is read, errors in AWS form.
+func (a *API) playbackHandler(prefix string, routes map[string]func(http.ResponseWriter, *http.Request, session) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			awsapi.WriteError(w, r, &awsapi.Error{Code: "InvalidArgumentException", Message: "Playback URLs take GET.", Status: http.StatusMethodNotAllowed})
@@ -181,25 +193,16 @@ func (a *API) HLSHandler() http.Handler {
 		}
 		s, err := a.openSession(r.URL.Query().Get("SessionToken"))
 		if err == nil {
-			switch strings.TrimPrefix(r.URL.Path, "/hls/v1/") {
-			case "getHLSMasterPlaylist.m3u8":
-				err = a.masterPlaylist(w, r, s)
-			case "getHLSMediaPlaylist.m3u8":
-				err = a.mediaPlaylist(w, s)
-			case "getMP4InitFragment.mp4":
-				err = a.fragmentPart(w, r, s, true)
-			case "getMP4MediaFragment.mp4":
-				err = a.fragmentPart(w, r, s, false)
-			case "getTSFragment.ts":
-				err = a.tsFragment(w, r, s)
-			default:
+			if route := routes[strings.TrimPrefix(r.URL.Path, prefix)]; route != nil {
+				err = route(w, r, s)
+			} else {
 				err = notFound("No such playback resource: %s.", r.URL.Path)
 			}
 		}
 		if err != nil {
 			var ae *awsapi.Error
 			if !errors.As(err, &ae) {
-				a.opts.Logger.Error("HLS playback failed", "path", r.URL.Path, "err", err)
+				a.opts.Logger.Error("playback failed", "path", r.URL.Path, "err", err)
 				ae = &awsapi.Error{Code: "ClientLimitExceededException", Message: "The fragment could not be read.", Status: http.StatusInternalServerError}
 			}
 			awsapi.WriteError(w, r, ae)
@@ -217,15 +220,11 @@ func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) 
 	if last.Seq.Index == 0 {
 		return notFound("No fragments found in the stream for the streaming request.")
 	}
-	rec, ok, err := a.readFragment(namespace+s.Stream, last.Seq.Index)
-	if err != nil || !ok {
-		return notFound("The session's fragments have expired.")
-	}
-	meta, _ := media.ParseFragmentMeta(rec.PartitionKey)
-	init, _, err := media.SplitFragment(rec.Data, meta)
+	init, err := a.fragmentInit(s, last.Seq.Index)
 	if err != nil {
 		return err
 	}
+	meta, _ := media.ParseFragmentMeta(last.PartitionKey)
 	v := media.DescribeInit(init)
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
@@ -242,7 +241,7 @@ func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) 
 	return nil
 }
 
-func (a *API) mediaPlaylist(w http.ResponseWriter, s session) error {
+func (a *API) mediaPlaylist(w http.ResponseWriter, r *http.Request, s session) error {
 	type entry struct {
 		h    streamstore.RecordHeader
 		meta media.FragmentMeta
@@ -258,7 +257,7 @@ func (a *API) mediaPlaylist(w http.ResponseWriter, s session) error {
 	if err != nil {
 		return a.storeError(s.Stream, err)
 	}
-	token := url.QueryEscape(a.sign(s))
+	token := url.QueryEscape(r.URL.Query().Get("SessionToken"))
 	target := 1.0
 	for _, e := range entries {
 		target = math.Max(target, math.Ceil(e.meta.Duration.Seconds()))
@@ -368,6 +367,16 @@ func (a *API) fragmentPart(w http.ResponseWriter, r *http.Request, s session, in
 	in, body, err := a.sessionFragment(r, s)
 	if err != nil {
 		return err
+	}
+	if t := r.URL.Query().Get("TrackNumber"); t != "" {
+		// One track of the fragment (DASH representations).
+		id, err := strconv.Atoi(t)
+		if err != nil {
+			return invalid("Invalid TrackNumber %q.", t)
+		}
+		if in, body, err = media.SelectTrack(in, body, id); err != nil {
+			return notFound("Track %d of this fragment: %v.", id, err)
+		}
 	}
 	if init {
 		body = in
