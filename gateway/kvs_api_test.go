@@ -184,7 +184,7 @@ func FuzzKVSRequests(f *testing.F) {
 	s := startServer(f, nil)
 	ops := []string{"/createStream", "/describeStream", "/listStreams", "/deleteStream", "/updateStream", "/updateDataRetention",
 		"/tagStream", "/untagStream", "/listTagsForStream", "/TagResource", "/UntagResource", "/ListTagsForResource",
-		"/getDataEndpoint", "/listFragments", "/getMediaForFragmentList", "/getMedia", "/getHLSStreamingSessionURL", "/getClip", "/getDASHStreamingSessionURL"}
+		"/getDataEndpoint", "/listFragments", "/getMediaForFragmentList", "/getMedia", "/getHLSStreamingSessionURL", "/getClip", "/getDASHStreamingSessionURL", "/getImages"}
 	s.restCall(f, "/createStream", []byte(`{"StreamName":"f"}`))
 	f.Add(uint8(13), []byte(`{"StreamName":"f","FragmentSelector":{"FragmentSelectorType":"PRODUCER_TIMESTAMP","TimestampRange":{"StartTimestamp":1,"EndTimestamp":"x"}}}`))
 	f.Add(uint8(13), []byte(`{"StreamName":"f","NextToken":"dHJ1ZSAxIDIgMw"}`))

@@ -1,11 +1,13 @@
 package gateway_test
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -161,6 +163,28 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 	mediatest.DecodeClean(t, mp4)
 	if got := strings.Join(mediatest.Codecs(t, mp4), " "); got != "h264 aac" {
 		t.Errorf("clip streams %q", got)
+	}
+
+	// GetImages: a JPEG every 2 s over 10 s, scaled to 160 pixels wide.
+	imgs, err := c.archived.GetImages(ctx, &kinesisvideoarchivedmedia.GetImagesInput{StreamName: aws.String("yard"),
+		ImageSelectorType: amtypes.ImageSelectorTypeServerTimestamp, StartTimestamp: aws.Time(from), EndTimestamp: aws.Time(from.Add(10 * time.Second)),
+		SamplingInterval: aws.Int32(2000), Format: amtypes.FormatJpeg, WidthPixels: aws.Int32(160)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs.Images) != 5 {
+		t.Fatalf("GetImages returned %d images for 10 s every 2 s", len(imgs.Images))
+	}
+	for i, im := range imgs.Images {
+		if im.Error != "" || aws.ToString(im.ImageContent) == "" {
+			t.Fatalf("image %d: error %q", i, im.Error)
+		}
+	}
+	jpg, _ := base64.StdEncoding.DecodeString(aws.ToString(imgs.Images[2].ImageContent))
+	jpgPath := filepath.Join(t.TempDir(), "frame.jpg")
+	os.WriteFile(jpgPath, jpg, 0o644)
+	if b, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", jpgPath).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "mjpeg,160,120" {
+		t.Errorf("GetImages picture: %v %q, want a 160x120 JPEG", err, b)
 	}
 }
 

@@ -140,6 +140,7 @@ func (a *API) Service() *awsapi.Service {
 		"GetMedia":                   a.getMedia,
 		"GetHLSStreamingSessionURL":  a.getHLSStreamingSessionURL,
 		"GetClip":                    a.getClip,
+		"GetImages":                  a.getImages,
 		"GetDASHStreamingSessionURL": a.getDASHStreamingSessionURL,
 	}
 	paths := map[string]string{}

@@ -58,6 +58,7 @@ func TestEveryOperationIsAuthorized(t *testing.T) {
 		"GetMedia":                   `{"StreamName":"s","StartSelector":{"StartSelectorType":"EARLIEST"}}`,
 		"GetHLSStreamingSessionURL":  `{"StreamName":"s","PlaybackMode":"ON_DEMAND","HLSFragmentSelector":{"FragmentSelectorType":"SERVER_TIMESTAMP","TimestampRange":{"StartTimestamp":1,"EndTimestamp":2}}}`,
 		"GetDASHStreamingSessionURL": `{"StreamName":"s","PlaybackMode":"LIVE"}`,
+		"GetImages":                  `{"StreamName":"s","ImageSelectorType":"SERVER_TIMESTAMP","StartTimestamp":1,"EndTimestamp":2,"Format":"JPEG"}`,
 		"GetClip":                    `{"StreamName":"s","ClipFragmentSelector":{"FragmentSelectorType":"SERVER_TIMESTAMP","TimestampRange":{"StartTimestamp":1,"EndTimestamp":2}}}`,
 	}
 	for op := range svc.Ops {

@@ -66,21 +66,7 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 	if len(indexes) == 0 {
 		return nil, notFound("No fragments found in the stream for the clip request.")
 	}
-	read := func(index uint64) (init, body []byte, err error) {
-		rec, ok, err := a.readFragment(info.Name, index)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			return nil, nil, errExpired
-		}
-		meta, err := media.ParseFragmentMeta(rec.PartitionKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		return media.SplitFragment(rec.Data, meta)
-	}
-	clip, err := media.PlanClip(indexes, read)
+	clip, err := media.PlanClip(indexes, func(index uint64) ([]byte, []byte, error) { return a.fragmentParts(info.Name, index) })
 	if err != nil {
 		return nil, invalid("The fragments of the range cannot be joined into one clip: %v", err)
 	}
@@ -92,4 +78,4 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 	return awsapi.Streamed, nil
 }
 
-var errExpired = notFound("A fragment of the clip expired while it was being made.")
+var errExpired = notFound("A fragment expired while it was being read.")

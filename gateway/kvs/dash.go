@@ -194,17 +194,9 @@ func (a *API) dashManifest(w http.ResponseWriter, r *http.Request, s session) er
 
 // fragmentInit reads a fragment's init segment.
 func (a *API) fragmentInit(s session, index uint64) ([]byte, error) {
-	rec, ok, err := a.readFragment(namespace+s.Stream, index)
+	init, _, err := a.fragmentParts(namespace+s.Stream, index)
 	if err != nil {
 		return nil, a.storeError(s.Stream, err)
 	}
-	if !ok {
-		return nil, notFound("The session's fragments have expired.")
-	}
-	meta, err := media.ParseFragmentMeta(rec.PartitionKey)
-	if err != nil {
-		return nil, err
-	}
-	init, _, err := media.SplitFragment(rec.Data, meta)
-	return init, err
+	return init, nil
 }

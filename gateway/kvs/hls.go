@@ -329,18 +329,11 @@ func (a *API) sessionFragment(r *http.Request, s session) (init, body []byte, er
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, ok, err := a.readFragment(namespace+s.Stream, seq.Index)
+	init, body, err = a.fragmentParts(namespace+s.Stream, seq.Index)
 	if err != nil {
 		return nil, nil, a.storeError(s.Stream, err)
 	}
-	if !ok {
-		return nil, nil, notFound("Fragment %s was not found (it may have expired).", seq)
-	}
-	meta, err := media.ParseFragmentMeta(rec.PartitionKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return media.SplitFragment(rec.Data, meta)
+	return init, body, nil
 }
 
 // tsFragment serves a fragment as an MPEG-TS segment.
