@@ -233,4 +233,37 @@ func TestHLSLive(t *testing.T) {
 	if got := mediatest.Codecs(t, master); len(got) == 0 || got[0] != "h264" {
 		t.Fatalf("ffprobe of the live URL: %v", got)
 	}
+
+	// LIVE_REPLAY from the first fragment: the playlist starts there and stays open.
+	first := listAll(t, c, "live", nil)[0]
+	replay, err := c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("live"), PlaybackMode: amtypes.HLSPlaybackModeLiveReplay,
+		HLSFragmentSelector: &amtypes.HLSFragmentSelector{FragmentSelectorType: amtypes.HLSFragmentSelectorTypeServerTimestamp,
+			TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: first.ServerTimestamp}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaURL = strings.Replace(aws.ToString(replay.HLSStreamingSessionURL), "getHLSMasterPlaylist", "getHLSMediaPlaylist", 1)
+	if n := sequence(); n != 1 {
+		t.Errorf("LIVE_REPLAY from the first fragment starts at media sequence %d", n)
+	}
+
+	// DASH at the live edge: a dynamic manifest ffmpeg reads.
+	dash, err := c.archived.GetDASHStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{
+		StreamName: aws.String("live"), PlaybackMode: amtypes.DASHPlaybackModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(aws.ToString(dash.DASHStreamingSessionURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpd, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(mpd), `type="dynamic"`) || !strings.Contains(string(mpd), "avc1.") {
+		t.Fatalf("live DASH manifest:\n%s", mpd)
+	}
+	if got := mediatest.Codecs(t, aws.ToString(dash.DASHStreamingSessionURL)); len(got) == 0 || got[0] != "h264" {
+		t.Fatalf("ffprobe of the live DASH URL: %v", got)
+	}
 }
