@@ -19,7 +19,7 @@ run: build
 	./$(BIN) serve --data-dir ./data
 
 # Tools the integration tests drive (aws CLI, boto3, curl, ffmpeg/ffprobe,
-# mkvinfo, GStreamer's rtspclientsink; gcc for -race).
+# mkvinfo, GStreamer's rtspclientsink, Chromium and hls.js; gcc for -race).
 # Each is installed only when missing, from
 # Debian's packages (the only registry besides the Go proxy and npm here).
 APT_GET := $(shell command -v apt-get 2>/dev/null)
@@ -31,6 +31,8 @@ test-deps:
 	command -v curl >/dev/null 2>&1 || need="$$need curl"; \
 	command -v ffmpeg >/dev/null 2>&1 || need="$$need ffmpeg"; \
 	command -v mkvinfo >/dev/null 2>&1 || need="$$need mkvtoolnix"; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
 	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtspclientsink >/dev/null 2>&1 && gst-inspect-1.0 h264parse >/dev/null 2>&1 || \
 	  need="$$need gstreamer1.0-tools gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"; \
 	if [ -n "$$need" ]; then \
@@ -38,6 +40,8 @@ test-deps:
 	  [ -n "$(APT_GET)" ] || { echo "apt-get not found; install$$need by hand" >&2; exit 1; }; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
 	fi
+	@# hls.js for the browser playback test, pinned, from the npm registry.
+	@[ -f bin/.hlsjs/node_modules/hls.js/dist/hls.min.js ] || npm install --prefix bin/.hlsjs --no-audit --no-fund --silent hls.js@1.7.4
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -187,6 +187,15 @@ func (a *API) HLSHandler() http.Handler {
 // only, the token verified before anything is read, errors in AWS form.
 func (a *API) playbackHandler(prefix string, routes map[string]func(http.ResponseWriter, *http.Request, session) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Browsers play these URLs from any page (hls.js, dash.js): the token,
+		// not the origin, is the credential, as with AWS's playback URLs.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+			w.Header().Set("Access-Control-Allow-Headers", "Range")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			awsapi.WriteError(w, r, &awsapi.Error{Code: "InvalidArgumentException", Message: "Playback URLs take GET.", Status: http.StatusMethodNotAllowed})
 			return
