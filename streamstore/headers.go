@@ -91,22 +91,27 @@ func (s *Store) Headers(name, shardID string, kind TimeKind, from, to int64, fn 
 	return nil
 }
 
-// headerWindow is how much scanHeaders reads at a time: many small frames'
-// headers at once, or one large frame's header without reading its data.
-const headerWindow = 4 << 10
+// scanHeaders reads headers through a window that adapts to the frames: a
+// wide one takes many small frames' headers in one read; after a large frame
+// a narrow one reads just the next header, not the data behind it.
+const (
+	wideWindow   = 64 << 10
+	narrowWindow = 512
+)
 
 // scanHeaders calls fn with the header of each frame of a segment from offset
 // off until fn returns false. Only headers are read; the CRC, which covers
 // the data, is checked by the reads that return data.
 func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
-	buf := make([]byte, headerWindow)
+	buf := make([]byte, wideWindow)
+	window := int64(wideWindow)
 	var win []byte   // bytes read at winOff
 	var winOff int64 // file offset of win[0]
 	for off < v.size {
 		rel := off - winOff
 		atEnd := winOff+int64(len(win)) >= v.size
 		if win == nil || rel < 0 || rel >= int64(len(win)) || (rel+frameHeader+24+binary.MaxVarintLen64 > int64(len(win)) && !atEnd) {
-			n := min(int64(len(buf)), v.size-off)
+			n := min(window, v.size-off)
 			m, err := v.file.ReadAt(buf[:n], off)
 			if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
 				return err
@@ -130,7 +135,12 @@ func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
 		if !fn(h) {
 			return nil
 		}
-		off += int64(frameHeader) + int64(binary.BigEndian.Uint32(win[rel:]))
+		size := int64(frameHeader) + int64(binary.BigEndian.Uint32(win[rel:]))
+		off += size
+		window = wideWindow
+		if size > wideWindow/4 {
+			window = narrowWindow
+		}
 	}
 	return nil
 }

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +23,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	dto "github.com/prometheus/client_model/go"
@@ -284,7 +289,13 @@ func fillFragments(dataDir, template string, count int) error {
 func queryFragments(c clientFlags, stream string, rounds int, window time.Duration) error {
 	am := c.archivedMedia()
 	now := time.Now()
-	var listLat, getLat, clipLat, hlsLat []time.Duration
+	var listLat, rawLat, getLat, clipLat, hlsLat []time.Duration
+	r := c.resolve()
+	creds, err := r.creds.Retrieve(bg)
+	if err != nil {
+		return err
+	}
+	signer := v4.NewSigner()
 	listed := 0
 	for range rounds {
 		t0 := time.Now()
@@ -305,6 +316,35 @@ func queryFragments(c clientFlags, stream string, rounds int, window time.Durati
 		}
 		listLat = append(listLat, time.Since(t0))
 		listed = len(frags)
+
+		// The same listing over raw HTTP: the server's share, without the SDK's decoding.
+		body := fmt.Appendf(nil, `{"StreamName":%q,"MaxResults":1000,"FragmentSelector":{"FragmentSelectorType":"SERVER_TIMESTAMP","TimestampRange":{"StartTimestamp":%d,"EndTimestamp":%d}}}`,
+			stream, now.Add(-window).Unix(), now.Unix()+1)
+		tr := time.Now()
+		for token := ""; ; {
+			b := body
+			if token != "" {
+				b = fmt.Appendf(nil, `{"StreamName":%q,"MaxResults":1000,"NextToken":%q}`, stream, token)
+			}
+			req, _ := http.NewRequest("POST", aws.ToString(r.endpoint)+"/listFragments", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			sum := sha256.Sum256(b)
+			if err := signer.SignHTTP(bg, creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", r.region, time.Now()); err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			var page struct{ NextToken string }
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil || page.NextToken == "" {
+				break
+			}
+			token = page.NextToken
+		}
+		rawLat = append(rawLat, time.Since(tr))
 		if len(frags) < 15 {
 			return fmt.Errorf("only %d fragments in the last %v of %s", len(frags), window, stream)
 		}
@@ -356,6 +396,7 @@ func queryFragments(c clientFlags, stream string, rounds int, window time.Durati
 		hlsLat = append(hlsLat, time.Since(t3))
 	}
 	fmt.Printf("%s: ListFragments of the last %v (%d fragments, all pages): %s\n", stream, window, listed, percentiles(listLat))
+	fmt.Printf("%s: ... the same over raw signed HTTP (no SDK decoding): %s\n", stream, percentiles(rawLat))
 	fmt.Printf("%s: GetMediaForFragmentList of 30 s (15 fragments, read to the end): %s\n", stream, percentiles(getLat))
 	fmt.Printf("%s: GetClip of 30 s (MP4, read to the end): %s\n", stream, percentiles(clipLat))
 	fmt.Printf("%s: ON_DEMAND HLS media playlist of the last %v (%d fragments): %s\n", stream, window, listed, percentiles(hlsLat))
