@@ -52,6 +52,22 @@ func topBoxes(t *testing.T, path string) []string {
 	return types
 }
 
+// checkPlayback checks a playback URL of the 30 s test clip with ffmpeg:
+// its duration, both tracks, a clean decode of every frame.
+func checkPlayback(t *testing.T, what, url string) {
+	t.Helper()
+	if d := probeDuration(t, url); d < 28 || d > 32 {
+		t.Errorf("%s lasts %.2f s, the clip 30 s", what, d)
+	}
+	if got := strings.Join(mediatest.Codecs(t, url), " "); got != "h264 aac" {
+		t.Errorf("%s streams %q, want h264 aac", what, got)
+	}
+	mediatest.DecodeClean(t, url)
+	if n := mediatest.Frames(t, url); n != 750 {
+		t.Errorf("%s decodes to %d frames, the clip has 750", what, n)
+	}
+}
+
 // ON_DEMAND HLS of a published clip plays in ffmpeg with the right duration
 // and both tracks (URL from the aws CLI); GetClip returns a fast-start MP4
 // of a 10 s range; bad tokens and empty ranges get AWS errors.
@@ -77,16 +93,7 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 	if !strings.HasPrefix(hlsURL, s.endpoint+"/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=") {
 		t.Fatalf("session URL %q", hlsURL)
 	}
-	if d := probeDuration(t, hlsURL); d < 28 || d > 32 {
-		t.Errorf("ON_DEMAND HLS lasts %.2f s, the clip 30 s", d)
-	}
-	if got := strings.Join(mediatest.Codecs(t, hlsURL), " "); got != "h264 aac" {
-		t.Errorf("HLS streams %q, want h264 aac", got)
-	}
-	mediatest.DecodeClean(t, hlsURL)
-	if n := mediatest.Frames(t, hlsURL); n != 750 {
-		t.Errorf("HLS decodes to %d frames, the clip has 750", n)
-	}
+	checkPlayback(t, "ON_DEMAND HLS", hlsURL)
 
 	// The same range in MPEG-TS segments.
 	tsOut, err := c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("yard"),
@@ -97,16 +104,7 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 		t.Fatal(err)
 	}
 	tsURL := aws.ToString(tsOut.HLSStreamingSessionURL)
-	if d := probeDuration(t, tsURL); d < 28 || d > 32 {
-		t.Errorf("MPEG_TS HLS lasts %.2f s", d)
-	}
-	if got := strings.Join(mediatest.Codecs(t, tsURL), " "); got != "h264 aac" {
-		t.Errorf("MPEG_TS HLS streams %q", got)
-	}
-	mediatest.DecodeClean(t, tsURL)
-	if n := mediatest.Frames(t, tsURL); n != 750 {
-		t.Errorf("MPEG_TS HLS decodes to %d frames, the clip has 750", n)
-	}
+	checkPlayback(t, "MPEG_TS HLS", tsURL)
 
 	// DASH over the same range.
 	dashOut, err := c.archived.GetDASHStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{StreamName: aws.String("yard"),
@@ -117,16 +115,7 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 		t.Fatal(err)
 	}
 	dashURL := aws.ToString(dashOut.DASHStreamingSessionURL)
-	if d := probeDuration(t, dashURL); d < 28 || d > 32 {
-		t.Errorf("DASH lasts %.2f s", d)
-	}
-	if got := strings.Join(mediatest.Codecs(t, dashURL), " "); got != "h264 aac" {
-		t.Errorf("DASH streams %q", got)
-	}
-	mediatest.DecodeClean(t, dashURL)
-	if n := mediatest.Frames(t, dashURL); n != 750 {
-		t.Errorf("DASH decodes to %d frames, the clip has 750", n)
-	}
+	checkPlayback(t, "DASH", dashURL)
 
 	// A forged token and an empty range.
 	forged := strings.Replace(hlsURL, "SessionToken=", "SessionToken=x", 1)

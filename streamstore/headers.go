@@ -31,34 +31,64 @@ const (
 // is in [from, to], in sequence order, until fn returns false.
 func (s *Store) Headers(name, shardID string, kind TimeKind, from, to int64, fn func(RecordHeader) bool) error {
 	_, log, _, err := s.lookup(name, shardID)
-	if err != nil {
+	if err != nil || from > to {
 		return err
 	}
-	if from > to {
-		return nil
-	}
-	vis := log.visible.Load()
 	views := log.snapshot()
 	k := 0
 	if kind == ArrivalTime {
 		k = segmentEndingAtOrAfter(views, from)
 	}
-	for ; k < len(views); k++ {
-		v := views[k]
+	start := func(v segView) (int64, bool, bool) {
+		if kind == ProducerTime {
+			return 0, v.producers.overlaps(from, to), true
+		}
+		if v.first > to {
+			return 0, false, false
+		}
+		return offsetBefore(v.index, from), true, true
+	}
+	pick := func(h RecordHeader) verdict {
+		t := h.Arrival
+		if kind == ProducerTime {
+			t = h.Producer
+		}
+		switch {
+		case kind == ArrivalTime && t > to:
+			return stopScan
+		case t < from || t > to:
+			return skipRecord
+		}
+		return takeRecord
+	}
+	return log.walkHeaders(views[k:], start, pick, fn)
+}
+
+// verdict is what a header walk does with one record.
+type verdict int
+
+const (
+	skipRecord verdict = iota
+	takeRecord
+	stopScan
+)
+
+// walkHeaders scans the visible records of segments in order. start gives a
+// segment's scan offset, whether to scan it, and whether to go on to later
+// segments; pick decides each record; fn gets the records taken until it
+// returns false.
+func (sh *shardLog) walkHeaders(views []segView, start func(segView) (off int64, scan, more bool), pick func(RecordHeader) verdict, fn func(RecordHeader) bool) error {
+	vis := sh.visible.Load()
+	for _, v := range views {
 		if v.count == 0 || v.base >= vis {
 			continue
 		}
-		off := int64(0)
-		switch kind {
-		case ArrivalTime:
-			if v.first > to {
-				return nil
-			}
-			off = offsetBefore(v.index, from)
-		case ProducerTime:
-			if !v.producers.overlaps(from, to) {
-				continue
-			}
+		off, scan, more := start(v)
+		if !more {
+			return nil
+		}
+		if !scan {
+			continue
 		}
 		stop := false
 		err := scanHeaders(v, off, func(h RecordHeader) bool {
@@ -66,26 +96,19 @@ func (s *Store) Headers(name, shardID string, kind TimeKind, from, to int64, fn 
 				stop = true
 				return false
 			}
-			t := h.Arrival
-			if kind == ProducerTime {
-				t = h.Producer
-			}
-			if kind == ArrivalTime && t > to {
+			switch pick(h) {
+			case stopScan:
 				stop = true
 				return false
-			}
-			if t < from || t > to {
+			case skipRecord:
 				return true
 			}
-			h.Seq.Gen, h.Seq.Shard = log.gen, log.num
+			h.Seq.Gen, h.Seq.Shard = sh.gen, sh.num
 			stop = !fn(h)
 			return !stop
 		})
-		if err != nil {
+		if err != nil || stop {
 			return err
-		}
-		if stop {
-			return nil
 		}
 	}
 	return nil
@@ -175,33 +198,14 @@ func (s *Store) HeadersFrom(name, shardID string, from uint64, fn func(RecordHea
 	if err != nil {
 		return err
 	}
-	vis := log.visible.Load()
 	views := log.snapshot()
 	k := sort.Search(len(views), func(k int) bool { return views[k].base+views[k].count > from })
-	for ; k < len(views); k++ {
-		v := views[k]
-		if v.count == 0 || v.base >= vis {
-			continue
+	start := func(v segView) (int64, bool, bool) { return offsetOf(v.index, from), true, true }
+	pick := func(h RecordHeader) verdict {
+		if h.Seq.Index < from {
+			return skipRecord
 		}
-		stop := false
-		err := scanHeaders(v, offsetOf(v.index, from), func(h RecordHeader) bool {
-			if h.Seq.Index < from {
-				return true
-			}
-			if h.Seq.Index >= vis {
-				stop = true
-				return false
-			}
-			h.Seq.Gen, h.Seq.Shard = log.gen, log.num
-			stop = !fn(h)
-			return !stop
-		})
-		if err != nil {
-			return err
-		}
-		if stop {
-			return nil
-		}
+		return takeRecord
 	}
-	return nil
+	return log.walkHeaders(views[k:], start, pick, fn)
 }
