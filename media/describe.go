@@ -9,6 +9,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // InitInfo is what a playlist says about a stream: RFC 6381 codec strings
@@ -38,7 +39,7 @@ func DescribeInit(init []byte) InitInfo {
 	for _, t := range in.Tracks {
 		n := len(codecs)
 		switch c := t.Codec.(type) {
-		case *fmp4.CodecH264:
+		case *mp4.CodecH264:
 			if len(c.SPS) >= 4 {
 				codecs = append(codecs, fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]))
 			}
@@ -46,15 +47,15 @@ func DescribeInit(init []byte) InitInfo {
 			if sps.Unmarshal(c.SPS) == nil {
 				info.Width, info.Height = sps.Width(), sps.Height()
 			}
-		case *fmp4.CodecH265:
+		case *mp4.CodecH265:
 			complete = false // the hvc1 string needs the whole profile_tier_level; players read it from the init segment
 			var sps h265.SPS
 			if sps.Unmarshal(c.SPS) == nil {
 				info.Width, info.Height = sps.Width(), sps.Height()
 			}
-		case *fmp4.CodecMPEG4Audio:
+		case *mp4.CodecMPEG4Audio:
 			codecs = append(codecs, fmt.Sprintf("mp4a.40.%d", int(c.Config.Type)))
-		case *fmp4.CodecOpus:
+		case *mp4.CodecOpus:
 			codecs = append(codecs, "opus")
 		default:
 			complete = false

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 )
 
@@ -36,15 +37,15 @@ func (f *fakeTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	}
 	return sample{dts: pts, sync: au[0][0] != 0, payload: []byte{au[0][0], 0, 0, 1}}, true, changed, nil
 }
-func (f *fakeTrack) codec() fmp4.Codec {
+func (f *fakeTrack) codec() mp4.Codec {
 	if !f.video {
-		return &fmp4.CodecOpus{ChannelCount: 2}
+		return &mp4.CodecOpus{ChannelCount: 2}
 	}
 	sps := f.sps
 	if sps == nil {
 		sps = testSPS
 	}
-	return &fmp4.CodecH264{SPS: sps, PPS: testPPS}
+	return &mp4.CodecH264{SPS: sps, PPS: testPPS}
 }
 func (f *fakeTrack) clockRate() int { return f.rate }
 func (f *fakeTrack) isVideo() bool  { return f.video }

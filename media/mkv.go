@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // MKVTag is a name/value pair written as a Matroska SimpleTag after a
@@ -198,7 +199,7 @@ func (m *MKVWriter) startSegment(init []byte) error {
 func trackEntry(t *fmp4.InitTrack, init []byte, n uint64) (webm.TrackEntry, error) {
 	e := webm.TrackEntry{TrackNumber: n, TrackUID: n}
 	switch c := t.Codec.(type) {
-	case *fmp4.CodecH264:
+	case *mp4.CodecH264:
 		var sps h264.SPS
 		if err := sps.Unmarshal(c.SPS); err != nil {
 			return e, fmt.Errorf("H264 SPS: %w", err)
@@ -206,7 +207,7 @@ func trackEntry(t *fmp4.InitTrack, init []byte, n uint64) (webm.TrackEntry, erro
 		e.CodecID, e.TrackType = "V_MPEG4/ISO/AVC", 1
 		e.CodecPrivate = boxPayload(init, "avcC")
 		e.Video = &webm.Video{PixelWidth: uint64(sps.Width()), PixelHeight: uint64(sps.Height())}
-	case *fmp4.CodecH265:
+	case *mp4.CodecH265:
 		var sps h265.SPS
 		if err := sps.Unmarshal(c.SPS); err != nil {
 			return e, fmt.Errorf("H265 SPS: %w", err)
@@ -214,14 +215,14 @@ func trackEntry(t *fmp4.InitTrack, init []byte, n uint64) (webm.TrackEntry, erro
 		e.CodecID, e.TrackType = "V_MPEGH/ISO/HEVC", 1
 		e.CodecPrivate = boxPayload(init, "hvcC")
 		e.Video = &webm.Video{PixelWidth: uint64(sps.Width()), PixelHeight: uint64(sps.Height())}
-	case *fmp4.CodecMPEG4Audio:
+	case *mp4.CodecMPEG4Audio:
 		conf, err := c.Config.Marshal()
 		if err != nil {
 			return e, err
 		}
 		e.CodecID, e.TrackType, e.CodecPrivate = "A_AAC", 2, conf
 		e.Audio = &webm.Audio{SamplingFrequency: float64(c.Config.SampleRate), Channels: uint64(c.Config.ChannelCount)}
-	case *fmp4.CodecOpus:
+	case *mp4.CodecOpus:
 		e.CodecID, e.TrackType = "A_OPUS", 2
 		e.CodecPrivate = opusHead(c.ChannelCount)
 		e.CodecDelay, e.SeekPreRoll = 6500000, 80000000

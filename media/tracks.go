@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 )
 
@@ -38,7 +39,7 @@ type codecTrack interface {
 	// that cannot start or join a recording yet (before the first keyframe).
 	// changed reports new codec parameters, which take effect with this sample.
 	sample(pts int64, au [][]byte) (s sample, ok, changed bool, err error)
-	codec() fmp4.Codec
+	codec() mp4.Codec
 	clockRate() int
 	isVideo() bool
 	name() string
@@ -161,10 +162,10 @@ func (t *h264Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
 }
 
-func (t *h264Track) codec() fmp4.Codec { return &fmp4.CodecH264{SPS: t.sps, PPS: t.pps} }
-func (t *h264Track) clockRate() int    { return 90000 }
-func (t *h264Track) isVideo() bool     { return true }
-func (t *h264Track) name() string      { return "H264" }
+func (t *h264Track) codec() mp4.Codec { return &mp4.CodecH264{SPS: t.sps, PPS: t.pps} }
+func (t *h264Track) clockRate() int   { return 90000 }
+func (t *h264Track) isVideo() bool    { return true }
+func (t *h264Track) name() string     { return "H264" }
 
 // h265Track records H.265 like h264Track, with VPS/SPS/PPS.
 type h265Track struct {
@@ -228,8 +229,8 @@ func (t *h265Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
 }
 
-func (t *h265Track) codec() fmp4.Codec {
-	return &fmp4.CodecH265{VPS: t.vps, SPS: t.sps, PPS: t.pps}
+func (t *h265Track) codec() mp4.Codec {
+	return &mp4.CodecH265{VPS: t.vps, SPS: t.sps, PPS: t.pps}
 }
 func (t *h265Track) clockRate() int { return 90000 }
 func (t *h265Track) isVideo() bool  { return true }
@@ -259,10 +260,10 @@ func (t *aacTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	return sample{dts: pts, sync: true, payload: bytes.Clone(au[0]), nominal: mpeg4audio.SamplesPerAccessUnit}, true, false, nil
 }
 
-func (t *aacTrack) codec() fmp4.Codec { return &fmp4.CodecMPEG4Audio{Config: t.config} }
-func (t *aacTrack) clockRate() int    { return t.config.SampleRate }
-func (t *aacTrack) isVideo() bool     { return false }
-func (t *aacTrack) name() string      { return "MPEG-4 Audio" }
+func (t *aacTrack) codec() mp4.Codec { return &mp4.CodecMPEG4Audio{Config: t.config} }
+func (t *aacTrack) clockRate() int   { return t.config.SampleRate }
+func (t *aacTrack) isVideo() bool    { return false }
+func (t *aacTrack) name() string     { return "MPEG-4 Audio" }
 
 // opusTrack records Opus: one packet is one sample at 48 kHz.
 type opusTrack struct {
@@ -284,7 +285,7 @@ func (t *opusTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	return sample{dts: pts, sync: true, payload: bytes.Clone(au[0]), nominal: opus.PacketDuration2(au[0])}, true, false, nil
 }
 
-func (t *opusTrack) codec() fmp4.Codec { return &fmp4.CodecOpus{ChannelCount: t.channels} }
-func (t *opusTrack) clockRate() int    { return 48000 }
-func (t *opusTrack) isVideo() bool     { return false }
-func (t *opusTrack) name() string      { return "Opus" }
+func (t *opusTrack) codec() mp4.Codec { return &mp4.CodecOpus{ChannelCount: t.channels} }
+func (t *opusTrack) clockRate() int   { return 48000 }
+func (t *opusTrack) isVideo() bool    { return false }
+func (t *opusTrack) name() string     { return "Opus" }

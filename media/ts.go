@@ -10,6 +10,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 )
 
@@ -27,7 +28,7 @@ func WriteTS(w io.Writer, init, media []byte) error {
 	}
 	type tsTrack struct {
 		t         *mpegts.Track
-		codec     fmp4.Codec
+		codec     mp4.Codec
 		timeScale int64
 	}
 	tracks := map[int]*tsTrack{}
@@ -35,13 +36,13 @@ func WriteTS(w io.Writer, init, media []byte) error {
 	for _, it := range in.Tracks {
 		var c mpegts.Codec
 		switch ic := it.Codec.(type) {
-		case *fmp4.CodecH264:
+		case *mp4.CodecH264:
 			c = &mpegts.CodecH264{}
-		case *fmp4.CodecH265:
+		case *mp4.CodecH265:
 			c = &mpegts.CodecH265{}
-		case *fmp4.CodecMPEG4Audio:
+		case *mp4.CodecMPEG4Audio:
 			c = &mpegts.CodecMPEG4Audio{Config: ic.Config}
-		case *fmp4.CodecOpus:
+		case *mp4.CodecOpus:
 			c = &mpegts.CodecOpus{ChannelCount: ic.ChannelCount}
 		default:
 			continue // no MPEG-TS mapping: the track is left out
@@ -81,19 +82,19 @@ func WriteTS(w io.Writer, init, media []byte) error {
 	for _, s := range samples {
 		var err error
 		switch s.tr.codec.(type) {
-		case *fmp4.CodecH264, *fmp4.CodecH265:
+		case *mp4.CodecH264, *mp4.CodecH265:
 			var au h264.AVCC
 			if err = au.Unmarshal(s.payload); err != nil {
 				return err
 			}
-			if _, h265 := s.tr.codec.(*fmp4.CodecH265); h265 {
+			if _, h265 := s.tr.codec.(*mp4.CodecH265); h265 {
 				err = tw.WriteH265(s.tr.t, s.pts, s.dts, au)
 			} else {
 				err = tw.WriteH264(s.tr.t, s.pts, s.dts, au)
 			}
-		case *fmp4.CodecMPEG4Audio:
+		case *mp4.CodecMPEG4Audio:
 			err = tw.WriteMPEG4Audio(s.tr.t, s.pts, [][]byte{s.payload})
-		case *fmp4.CodecOpus:
+		case *mp4.CodecOpus:
 			err = tw.WriteOpus(s.tr.t, s.pts, [][]byte{s.payload})
 		}
 		if err != nil {
