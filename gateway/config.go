@@ -69,6 +69,10 @@ type VideoConfig struct {
 	// StreamFragmentDurations overrides FragmentDuration per stream.
 	StreamFragmentDurations map[string]time.Duration `yaml:"stream_fragment_durations"`
 	MaxFragmentBytes        ByteSize                 `yaml:"max_fragment_bytes"`
+	// LowLatencyHLS keeps a Low-Latency HLS muxer running for every live
+	// stream (parts under <data_dir>/llhls), so LIVE HLS sessions play with
+	// about a second of latency.
+	LowLatencyHLS bool `yaml:"low_latency_hls"`
 	// Sources are cameras the gateway pulls (stream name -> RTSP URL).
 	Sources map[string]media.SourceConfig `yaml:"sources"`
 }
@@ -126,7 +130,7 @@ func DefaultConfig() Config {
 		Kinesis: KinesisConfig{MaxRequestBytes: 24 << 20, MaxInflightBytes: 64 << 20},
 		Video: VideoConfig{
 			RTSPUDPRTPAddr: ":8000", RTSPUDPRTCPAddr: ":8001", RTSPSAddr: ":8322",
-			AutoCreate: true, AutoCreateRetentionHours: 24,
+			AutoCreate: true, AutoCreateRetentionHours: 24, LowLatencyHLS: true,
 			FragmentDuration: 2 * time.Second, MaxFragmentDuration: 10 * time.Second,
 			StreamFragmentDurations: map[string]time.Duration{},
 			MaxFragmentBytes:        50 << 20,

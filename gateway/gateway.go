@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -144,8 +145,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 				return nil, err
 			}
 		}
+		llDir := ""
+		if cfg.Video.LowLatencyHLS {
+			llDir = filepath.Join(cfg.DataDir, "llhls")
+			os.RemoveAll(llDir) // parts of publishers before a crash
+		}
 		g.media = media.NewServer(media.Config{
-			RTSPAddress: cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
+			LowLatencyHLSDir: llDir,
+			RTSPAddress:      cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
 			RTSPSAddress: cfg.Video.RTSPSAddr, TLS: tlsConf,
 			Sink: video, Auth: mediaAuth, TakeOver: cfg.Video.TakeOver, Sources: cfg.Video.Sources,
 			Logger: log.With("component", "media"), Metrics: media.NewMetrics(g.reg),
@@ -278,6 +285,11 @@ func (g *Gateway) HTTPAddr() string {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.ready.Store(false)
 	var errs []error
+	if g.media != nil {
+		// First, so publishers' open fragments are stored while everything
+		// is up, and live players blocked on a low-latency playlist are let go.
+		g.media.Close()
+	}
 	if g.ln != nil {
 		g.cancelBase() // ends SubscribeToShard streams
 		if err := g.http.Shutdown(ctx); err != nil {
@@ -289,9 +301,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.cancelBase() // also when no listener was started
-	if g.media != nil {
-		g.media.Close() // publishers' open fragments are stored before the store closes
-	}
 	g.watchers.Wait()
 	errs = append(errs, g.store.Close())
 	return errors.Join(errs...)

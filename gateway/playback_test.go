@@ -219,8 +219,36 @@ func TestHLSLive(t *testing.T) {
 	if after := sequence(); after <= before {
 		t.Fatalf("live playlist did not advance: media sequence %d, then %d", before, after)
 	}
-	if got := mediatest.Codecs(t, master); len(got) == 0 || got[0] != "h264" {
+	if got := strings.Join(mediatest.Codecs(t, master), " "); !strings.Contains(got, "h264") || !strings.Contains(got, "aac") {
 		t.Fatalf("ffprobe of the live URL: %v", got)
+	}
+	// While the camera publishes, the LIVE master playlist leads to Low-Latency
+	// HLS: parts, blocking reload.
+	resp, err := http.Get(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	variant := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(body)
+	if resp.StatusCode != 200 || variant == nil || !strings.Contains(resp.Request.URL.Path, "/hls/v1/ll/") {
+		t.Fatalf("LIVE master playlist (%d, at %s):\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	ref, _ := resp.Request.URL.Parse(string(variant))
+	var ll []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		r2, err := http.Get(ref.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ll, _ = io.ReadAll(r2.Body)
+		r2.Body.Close()
+		if r2.StatusCode == 200 && strings.Contains(string(ll), "#EXT-X-PART:") {
+			break
+		}
+	}
+	if !strings.Contains(string(ll), "#EXT-X-PART:") || !strings.Contains(string(ll), "CAN-BLOCK-RELOAD=YES") {
+		t.Fatalf("low-latency media playlist:\n%s", ll)
 	}
 
 	// LIVE_REPLAY from the first fragment: the playlist starts there and stays open.
@@ -243,7 +271,7 @@ func TestHLSLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(aws.ToString(dash.DASHStreamingSessionURL))
+	resp, err = http.Get(aws.ToString(dash.DASHStreamingSessionURL))
 	if err != nil {
 		t.Fatal(err)
 	}

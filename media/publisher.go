@@ -55,13 +55,14 @@ type publisher struct {
 	closed bool
 	failed atomic.Value // error from the sink: the session must end
 	onFail func()       // ends the session after a store failure
+	ll     *lowLatency  // nil when low-latency HLS is off or cannot carry the tracks
 	log    *slog.Logger
 	m      *Metrics
 }
 
 // newPublisher builds a publisher for a session description. Tracks of
 // unsupported codecs are logged and skipped; with none left it fails.
-func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, m *Metrics, log *slog.Logger) (*publisher, error) {
+func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, llDir string, m *Metrics, log *slog.Logger) (*publisher, error) {
 	p := &publisher{live: l, tracks: map[format.Format]int{}, out: out, queue: make(chan *Fragment, writeQueue), done: make(chan struct{}), log: log, m: m}
 	var cts []codecTrack
 	for _, medi := range desc.Medias {
@@ -80,6 +81,9 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 		return nil, ErrNoSupportedTrack
 	}
 	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
+	if llDir != "" {
+		p.ll = newLowLatency(cts, llDir, log)
+	}
 	go p.writer()
 	return p, nil
 }
@@ -114,6 +118,9 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 		return
 	}
 	for _, au := range aus {
+		if p.ll != nil {
+			p.ll.write(i, ct, at, pts, au)
+		}
 		if err := p.frag.Write(i, pts, ntp, arrival, au); err != nil {
 			if errors.Is(err, errStoreFailed) {
 				return
@@ -186,6 +193,9 @@ func (p *publisher) close() error {
 		return nil
 	}
 	p.closed = true
+	if p.ll != nil {
+		p.ll.close()
+	}
 	err := p.frag.Close()
 	close(p.queue)
 	p.mu.Unlock()

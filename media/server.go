@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +32,12 @@ type Config struct {
 	Sink         Sink
 	Auth         Authenticator // nil allows everyone
 	TakeOver     bool          // a new publisher replaces a busy stream's publisher instead of being refused
-	Sources      map[string]SourceConfig
-	Logger       *slog.Logger
-	Metrics      *Metrics
+	// LowLatencyHLSDir, when set, turns on a Low-Latency HLS muxer for every
+	// publisher, keeping its parts and segments under this directory.
+	LowLatencyHLSDir string
+	Sources          map[string]SourceConfig
+	Logger           *slog.Logger
+	Metrics          *Metrics
 }
 
 // Authenticator decides whether a client may publish or read a stream.
@@ -178,6 +183,18 @@ func (s *Server) IsLive(stream string) bool {
 	return s.lives[stream] != nil
 }
 
+// LowLatencyHLS returns the handler of a live stream's Low-Latency HLS
+// muxer (its playlists, parts and segments by file name), or nil.
+func (s *Server) LowLatencyHLS(stream string) http.Handler {
+	s.mu.Lock()
+	l := s.lives[stream]
+	s.mu.Unlock()
+	if l == nil || l.pub.ll == nil {
+		return nil
+	}
+	return http.HandlerFunc(l.pub.ll.Handle)
+}
+
 // SourceStates reports the pull sources.
 func (s *Server) SourceStates() map[string]SourceState { return s.srcs.states() }
 
@@ -209,7 +226,11 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 		}
 		l.streams = append(l.streams, st)
 	}
-	p, err := newPublisher(l, desc, settings, l.streams, s.m, s.log)
+	llDir := ""
+	if s.cfg.LowLatencyHLSDir != "" {
+		llDir = filepath.Join(s.cfg.LowLatencyHLSDir, fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
+	}
+	p, err := newPublisher(l, desc, settings, l.streams, llDir, s.m, s.log)
 	if err != nil {
 		l.closeStreams()
 		return nil, err

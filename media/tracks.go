@@ -135,10 +135,8 @@ func (t *h264Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 		}
 	}
 	random := h264.IsRandomAccess(au)
-	if random && !hasSPS && t.sps != nil && t.pps != nil {
-		// Keyframes carry their parameters in-band, as the DTS extractor needs
-		// and as makes every fragment decodable on its own.
-		au = append([][]byte{t.sps, t.pps}, au...)
+	if random && !hasSPS {
+		au = t.inband(au)
 	}
 	if changed {
 		t.dtsx = nil
@@ -160,6 +158,21 @@ func (t *h264Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 		return sample{}, false, false, err
 	}
 	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
+}
+
+// inband returns a keyframe's access unit with the stream's parameters in
+// front: the DTS extractor and the HLS muxer need them there, and it makes
+// every fragment decodable on its own.
+func (t *h264Track) inband(au [][]byte) [][]byte {
+	if t.sps == nil || t.pps == nil || !h264.IsRandomAccess(au) {
+		return au
+	}
+	for _, n := range au {
+		if len(n) > 0 && h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
+			return au
+		}
+	}
+	return append([][]byte{t.sps, t.pps}, au...)
 }
 
 func (t *h264Track) codec() mp4.Codec { return &mp4.CodecH264{SPS: t.sps, PPS: t.pps} }
@@ -204,8 +217,8 @@ func (t *h265Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 		}
 	}
 	random := h265.IsRandomAccess(au)
-	if random && !hasSPS && t.vps != nil && t.sps != nil && t.pps != nil {
-		au = append([][]byte{t.vps, t.sps, t.pps}, au...)
+	if random && !hasSPS {
+		au = t.inband(au)
 	}
 	if changed {
 		t.dtsx = nil
@@ -227,6 +240,19 @@ func (t *h265Track) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 		return sample{}, false, false, err
 	}
 	return sample{dts: dts, ptsOffset: s.PTSOffset, sync: random, payload: s.Payload}, true, changed, nil
+}
+
+// inband is h264Track.inband for H.265's VPS, SPS and PPS.
+func (t *h265Track) inband(au [][]byte) [][]byte {
+	if t.vps == nil || t.sps == nil || t.pps == nil || !h265.IsRandomAccess(au) {
+		return au
+	}
+	for _, n := range au {
+		if len(n) > 1 && h265.NALUType((n[0]>>1)&0x3f) == h265.NALUType_SPS_NUT {
+			return au
+		}
+	}
+	return append([][]byte{t.vps, t.sps, t.pps}, au...)
 }
 
 func (t *h265Track) codec() mp4.Codec {

@@ -48,6 +48,8 @@ type Options struct {
 type LiveState interface {
 	IsLive(stream string) bool
 	SourceStates() map[string]media.SourceState
+	// LowLatencyHLS serves a live stream's LL-HLS muxer by file name (nil: none).
+	LowLatencyHLS(stream string) http.Handler
 }
 
 // API serves Kinesis Video Streams.

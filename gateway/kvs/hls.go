@@ -174,13 +174,47 @@ func (a *API) sessionFragments(s session, fn func(streamstore.RecordHeader) bool
 // HLSHandler serves the playback URLs under /hls/v1/: GET, authenticated by
 // their session token alone.
 func (a *API) HLSHandler() http.Handler {
-	return a.playbackHandler("/hls/v1/", map[string]func(http.ResponseWriter, *http.Request, session) error{
+	archive := a.playbackHandler("/hls/v1/", map[string]func(http.ResponseWriter, *http.Request, session) error{
 		"getHLSMasterPlaylist.m3u8": a.masterPlaylist,
 		"getHLSMediaPlaylist.m3u8":  a.mediaPlaylist,
 		"getMP4InitFragment.mp4":    func(w http.ResponseWriter, r *http.Request, s session) error { return a.fragmentPart(w, r, s, true) },
 		"getMP4MediaFragment.mp4":   func(w http.ResponseWriter, r *http.Request, s session) error { return a.fragmentPart(w, r, s, false) },
 		"getTSFragment.ts":          a.tsFragment,
 	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/hls/v1/ll/"); ok {
+			a.lowLatency(w, r, rest)
+			return
+		}
+		archive.ServeHTTP(w, r)
+	})
+}
+
+// lowLatency serves a LIVE session from the stream's Low-Latency HLS muxer.
+// The token is a path element here, so the muxer's relative URLs (playlists,
+// parts, segments, with their blocking-reload queries) all carry it.
+func (a *API) lowLatency(w http.ResponseWriter, r *http.Request, rest string) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	token, file, _ := strings.Cut(rest, "/")
+	s, err := a.openSession(token)
+	var h http.Handler
+	if err == nil {
+		if a.live != nil {
+			h = a.live.LowLatencyHLS(s.Stream)
+		}
+		if h == nil {
+			err = notFound("Stream %s has no live publisher now.", s.Stream)
+		}
+	}
+	if err != nil {
+		var ae *awsapi.Error
+		errors.As(err, &ae)
+		awsapi.WriteError(w, r, ae)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = "/" + file
+	h.ServeHTTP(w, r2)
 }
 
 // playbackHandler serves session-token URLs under prefix: GET (or HEAD)
@@ -220,6 +254,12 @@ func (a *API) playbackHandler(prefix string, routes map[string]func(http.Respons
 }
 
 func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) error {
+	if s.Mode == "LIVE" && s.Container == "FRAGMENTED_MP4" && a.live != nil && a.live.LowLatencyHLS(s.Stream) != nil {
+		// At the live edge while a publisher is on: Low-Latency HLS from
+		// memory (players without LL-HLS play it as ordinary HLS).
+		http.Redirect(w, r, "ll/"+url.PathEscape(r.URL.Query().Get("SessionToken"))+"/index.m3u8", http.StatusFound)
+		return nil
+	}
 	token := url.QueryEscape(r.URL.Query().Get("SessionToken"))
 	// The variant's codecs and size come from the newest listed fragment's init segment.
 	var last streamstore.RecordHeader
