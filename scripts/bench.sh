@@ -103,6 +103,8 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
     kill -TERM "$PID"; wait "$PID" || true; startv; sleep 1
     "$BIN" bench video --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --clip "$CLIPS/cam720.mp4" --cameras "$n" --duration "$DUR" --server-pid "$PID" --metrics "$EP/metrics"
   done
+  echo "== Low-Latency HLS: a synthetic 25 fps camera over RTSP, keyframe every 2 s"
+  "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR"
   N=${BENCH_FRAGMENTS:-100000}
   echo "== fragment index: ListFragments and GetMediaForFragmentList on a stream of 100 and of $N fragments (2 s apart)"
   ffmpeg -v error -re -i "$CLIPS/small.mp4" -c copy -f rtsp -rtsp_transport tcp "rtsp://$KEYID:$SECRET@$RTSP/tmpl"

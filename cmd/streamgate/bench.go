@@ -37,8 +37,10 @@ func benchCmd(args []string) error {
 		return benchVideoCmd(args[1:])
 	case len(args) > 0 && args[0] == "fragments":
 		return benchFragmentsCmd(args[1:])
+	case len(args) > 0 && args[0] == "llhls":
+		return benchLLHLSCmd(args[1:])
 	case len(args) == 0 || args[0] != "kinesis":
-		return errors.New("usage: streamgate bench kinesis|video|fragments [flags]")
+		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls [flags]")
 	}
 	var b bench
 	fs := flag.NewFlagSet("bench kinesis", flag.ExitOnError)
