@@ -146,7 +146,7 @@ func benchLLHLSCmd(args []string) error {
 		first = false
 	}
 	fmt.Printf("LL-HLS, 25 fps H.264, keyframe every %d frames: keyframe sent -> its independent part in the playlist: %s\n", *gop, percentiles(lat))
-	fmt.Printf("  publish -> first LIVE master playlist served: %.0f ms (a LIVE session needs one stored fragment)\n", float64(firstPlaylist.Milliseconds()))
+	fmt.Printf("  publish -> first LIVE master playlist served: %.0f ms (it waits for the first complete segment: one GOP after the first keyframe)\n", float64(firstPlaylist.Milliseconds()))
 	return nil
 }
 

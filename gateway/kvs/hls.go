@@ -132,7 +132,9 @@ func (a *API) sessionFrom(r *awsapi.Request, ref streamRef, mode string, sel *hl
 	if err := a.sessionFragments(s, func(streamstore.RecordHeader) bool { found = true; return false }); err != nil {
 		return session{}, a.storeError(s.Stream, err)
 	}
-	if !found {
+	if !found && !(mode == "LIVE" && a.live != nil && a.live.LowLatencyHLS(s.Stream) != nil) {
+		// (A LIVE session of a stream whose publisher just started plays from
+		// its low-latency muxer, which has content before the first fragment is stored.)
 		return session{}, notFound("No fragments found in the stream for the streaming request.")
 	}
 	return s, nil
