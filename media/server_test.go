@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -120,4 +121,84 @@ func TestSlowStoreBackPressuresPublisherWithoutLoss(t *testing.T) {
 			t.Errorf("fragment %d does not start with a keyframe", i)
 		}
 	}
+}
+
+// numberingSink stores fragments in memory and numbers them.
+type numberingSink struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *numberingSink) Prepare(string) (StreamSettings, error) {
+	return StreamSettings{FragmentDuration: 200 * time.Millisecond}, nil
+}
+
+func (s *numberingSink) Store(string, *Fragment) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	return strconv.Itoa(s.n), nil
+}
+
+// Live subscribers get each stored fragment with its number, in order; one
+// that does not read is dropped without holding up the recording or the others.
+func TestLiveSubscriptions(t *testing.T) {
+	sink := &numberingSink{}
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}
+	desc := &description.Session{Medias: []*description.Media{{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}}}
+	tcp := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tcp}
+	if err := c.StartRecording("rtsp://"+s.Addr().String()+"/cam", desc); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := s.Subscribe("nobody"); ok {
+		t.Fatal("subscribed to a stream that is not live")
+	}
+	reader, ok := s.Subscribe("cam")
+	if !ok {
+		t.Fatal("no live stream after RECORD")
+	}
+	idle, _ := s.Subscribe("cam") // never reads
+	enc, _ := h264.CreateEncoder()
+	go func() {
+		for i := range 400 { // 16 s at 25 fps, a keyframe every 5 frames, sent fast
+			nalu := bytes.Repeat([]byte{1}, 500)
+			nalu[0] = 0x41
+			if i%5 == 0 {
+				nalu[0] = 0x65
+			}
+			pkts, _ := enc.Encode([][]byte{nalu})
+			for _, p := range pkts {
+				p.Timestamp = uint32(i * 3600)
+				for c.WritePacketRTP(desc.Medias[0], p) != nil {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	}()
+	want := 1
+	for want <= subscriberQueue+5 {
+		select {
+		case f, ok := <-reader.C:
+			if !ok {
+				t.Fatalf("the reading subscriber was dropped (after fragment %d)", want-1)
+			}
+			if f.Number != strconv.Itoa(want) || !f.Keyframe {
+				t.Fatalf("fragment %d: number %s, keyframe %v", want, f.Number, f.Keyframe)
+			}
+			want++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no fragment %d", want)
+		}
+	}
+	if !idle.Dropped() {
+		t.Fatalf("a subscriber that never reads was not dropped after %d fragments", want-1)
+	}
+	reader.Close()
 }
