@@ -58,9 +58,7 @@ func (m *MKVWriter) WriteFragment(init, media []byte, newSession bool, tags []MK
 	if err != nil {
 		return err
 	}
-	if err := ebml.Marshal(&struct {
-		Cluster mkvCluster `ebml:"Cluster"`
-	}{cluster}, m.w); err != nil {
+	if err := writeCluster(m.w, cluster); err != nil {
 		return err
 	}
 	if len(tags) == 0 {
@@ -73,6 +71,60 @@ func (m *MKVWriter) WriteFragment(init, media []byte, newSession bool, tags []MK
 	return ebml.Marshal(&struct {
 		Tags mkvTags `ebml:"Tags"`
 	}{mkvTags{Tag: []mkvTag{t}}}, m.w)
+}
+
+// writeCluster writes a Cluster: its Timecode marshalled by ebml-go, its
+// SimpleBlocks framed here. A SimpleBlock is a fixed 4-byte header before
+// the sample (RFC 9559 §10.2); ebml-go's reflective marshalling of a whole
+// cluster grew nested buffers by doubling and cost more than everything
+// else GetMedia does for a 1 MB fragment.
+func writeCluster(w io.Writer, c mkvCluster) error {
+	var head bytes.Buffer
+	if err := ebml.Marshal(&struct {
+		Timecode uint64 `ebml:"Timecode"`
+	}{c.Timecode}, &head); err != nil {
+		return err
+	}
+	size := head.Len()
+	for _, b := range c.SimpleBlock {
+		size += 1 + 8 + 4 + len(b.Data[0]) // ID, size, header, data
+	}
+	out := make([]byte, 0, 12+head.Len()+13*len(c.SimpleBlock))
+	out = append(out, 0x1F, 0x43, 0xB6, 0x75) // Cluster
+	out = appendSize8(out, size)
+	out = append(out, head.Bytes()...)
+	if _, err := w.Write(out); err != nil {
+		return err
+	}
+	var hdr [13]byte
+	for _, b := range c.SimpleBlock {
+		if b.TrackNumber > 126 {
+			return fmt.Errorf("track number %d needs a longer encoding", b.TrackNumber)
+		}
+		h := append(hdr[:0], 0xA3) // SimpleBlock
+		h = appendSize8(h, 4+len(b.Data[0]))
+		flags := byte(0)
+		if b.Keyframe {
+			flags = 0x80
+		}
+		h = append(h, 0x80|byte(b.TrackNumber), byte(uint16(b.Timecode)>>8), byte(b.Timecode), flags)
+		if _, err := w.Write(h); err != nil {
+			return err
+		}
+		if _, err := w.Write(b.Data[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendSize8 appends an element size as an 8-byte EBML integer.
+func appendSize8(b []byte, n int) []byte {
+	b = append(b, 0x01)
+	for i := 6; i >= 0; i-- {
+		b = append(b, byte(n>>(8*i)))
+	}
+	return b
 }
 
 type mkvCluster struct {
