@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,14 +32,23 @@ type cachedFragment struct {
 // sample; longer ones are a new session and are closed up.
 const maxClipGap = 5 // seconds
 
-// PlanClip plans a clip of the fragments ids, read through read. It stops
-// at the first fragment whose init segment differs (new codec parameters):
-// one MP4 track cannot change them.
-func PlanClip(ids []uint64, read func(uint64) (init, media []byte, err error)) (*Clip, error) {
+// FragmentReader reads a stored fragment whole, or only its head: the init
+// segment and the first bytes of moof+mdat (the sample tables).
+type FragmentReader struct {
+	Read func(id uint64) (init, media []byte, err error)
+	Head func(id uint64) (init, mediaHead []byte, err error)
+}
+
+// PlanClip plans a clip of the fragments ids. It stops at the first
+// fragment whose init segment differs (new codec parameters): one MP4 track
+// cannot change them.
+func PlanClip(ids []uint64, r FragmentReader) (*Clip, error) {
 	if len(ids) == 0 {
 		return nil, errors.New("no fragments")
 	}
+	read := r.Read
 	c := &Clip{read: read}
+	var tables sampleTables
 	type trackState struct {
 		t        *pmp4.Track
 		firstDTS int64
@@ -49,7 +59,7 @@ func PlanClip(ids []uint64, read func(uint64) (init, media []byte, err error)) (
 	tracks := map[int]*trackState{}
 	var firstInit []byte
 	for k, id := range ids {
-		init, body, err := read(id)
+		init, body, err := tables.read(id, r)
 		if err != nil {
 			return nil, err
 		}
@@ -165,4 +175,39 @@ func (c *Clip) fragment(id uint64) (fmp4.Parts, error) {
 	c.cache[1] = c.cache[0]
 	c.cache[0] = cachedFragment{id: id, valid: true, parts: parts}
 	return parts, nil
+}
+
+// sampleTables reads fragments for planning: from the head alone when the
+// moof fits in it, else whole.
+type sampleTables struct {
+	zeros []byte // reused: a moof copied to the front, room for the mdat behind
+}
+
+func (t *sampleTables) read(id uint64, r FragmentReader) (init, media []byte, err error) {
+	if r.Head == nil {
+		return r.Read(id)
+	}
+	init, head, err := r.Head(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(head) < 8 || string(head[4:8]) != "moof" {
+		return r.Read(id)
+	}
+	moof := int(binary.BigEndian.Uint32(head))
+	if moof < 8 || len(head) < moof+8 || string(head[moof+4:moof+8]) != "mdat" {
+		return r.Read(id) // the sample tables run past the head
+	}
+	total := moof + int(binary.BigEndian.Uint32(head[moof:]))
+	if total < moof+8 {
+		return r.Read(id)
+	}
+	if cap(t.zeros) < total {
+		t.zeros = make([]byte, total)
+	}
+	// The mdat's bytes are whatever the buffer holds: a plan reads only the
+	// samples' sizes and times, and the payloads are read again when written.
+	buf := t.zeros[:total]
+	copy(buf, head[:moof+8])
+	return init, buf, nil
 }

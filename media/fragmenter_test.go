@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -273,4 +274,30 @@ func FuzzTSFromFragment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, init, media []byte) {
 		WriteTS(io.Discard, init, media)
 	})
+}
+
+// A clip planned from fragment heads (the moof and a little of the mdat) is
+// byte for byte the clip planned from whole fragments.
+func TestClipPlannedFromHeads(t *testing.T) {
+	fr := realFragment(t)
+	moof := int(binary.BigEndian.Uint32(fr.Media))
+	whole := FragmentReader{Read: func(uint64) ([]byte, []byte, error) { return fr.Init, fr.Media, nil }}
+	heads := whole
+	heads.Head = func(uint64) ([]byte, []byte, error) { return fr.Init, fr.Media[:moof+10], nil }
+	var a, b bytes.Buffer
+	for _, c := range []struct {
+		r   FragmentReader
+		out *bytes.Buffer
+	}{{whole, &a}, {heads, &b}} {
+		clip, err := PlanClip([]uint64{1, 2, 3}, c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := clip.Write(c.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Len() == 0 || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatalf("clips differ: %d and %d bytes", a.Len(), b.Len())
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/streamgate/streamgate/streamstore/vfs"
 )
 
 // RecordHeader is a record without its data: what a listing needs. Reading
@@ -17,6 +19,8 @@ type RecordHeader struct {
 	Size         int   // bytes of data
 	Arrival      int64 // Unix ns
 	Producer     int64 // Unix ns, 0 when unknown
+
+	dataAt int64 // file offset of the data, for ReadHead
 }
 
 // TimeKind selects which timestamp a time search uses.
@@ -155,6 +159,7 @@ func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
 			}
 			h.PartitionKey = string(key)
 		}
+		h.dataAt = off + int64(keyStart+keyLen)
 		if !fn(h) {
 			return nil
 		}
@@ -208,4 +213,43 @@ func (s *Store) HeadersFrom(name, shardID string, from uint64, fn func(RecordHea
 		return takeRecord
 	}
 	return log.walkHeaders(views[k:], start, pick, fn)
+}
+
+// ReadHead returns a record's header and the first n bytes of its data (all
+// of it when shorter), without reading the rest: a clip is planned from the
+// sample tables at the head of each video fragment. The bytes are not
+// checked against the frame's CRC, which covers the whole record.
+func (s *Store) ReadHead(name, shardID string, index uint64, n int) (RecordHeader, []byte, error) {
+	_, log, _, err := s.lookup(name, shardID)
+	if err != nil {
+		return RecordHeader{}, nil, err
+	}
+	views := log.snapshot()
+	k := sort.Search(len(views), func(k int) bool { return views[k].base+views[k].count > index })
+	var found RecordHeader
+	var file vfs.File
+	start := func(v segView) (int64, bool, bool) { file = v.file; return offsetOf(v.index, index), true, true }
+	pick := func(h RecordHeader) verdict {
+		switch {
+		case h.Seq.Index < index:
+			return skipRecord
+		case h.Seq.Index > index:
+			return stopScan
+		}
+		return takeRecord
+	}
+	if k < len(views) {
+		err = log.walkHeaders(views[k:k+1], start, pick, func(h RecordHeader) bool { found = h; return false })
+	}
+	if err != nil {
+		return RecordHeader{}, nil, err
+	}
+	if found.Seq.Index != index || index == 0 {
+		return RecordHeader{}, nil, fmt.Errorf("record %d: %w", index, ErrNotFound)
+	}
+	buf := make([]byte, min(n, found.Size))
+	if _, err := file.ReadAt(buf, found.dataAt); err != nil && !errors.Is(err, io.EOF) {
+		return RecordHeader{}, nil, err
+	}
+	return found, buf, nil
 }

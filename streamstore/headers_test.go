@@ -89,6 +89,16 @@ func TestHeadersMatchFullReads(t *testing.T) {
 		if len(tail) != 5 || tail[0].Seq != all[55].Seq || tail[4].Seq != all[59].Seq || tail[2].PartitionKey != all[57].PartitionKey {
 			t.Fatalf("HeadersFrom the 56th record listed %d: %v", len(tail), tail)
 		}
+		// The head of a record, without the rest.
+		for _, r := range []Record{all[0], all[7], all[59]} {
+			h, head, err := s.ReadHead("video/cam", ShardID(0), r.Seq.Index, 100)
+			if err != nil || h.Seq != r.Seq || h.PartitionKey != r.PartitionKey || !bytes.Equal(head, r.Data[:min(100, len(r.Data))]) {
+				t.Fatalf("ReadHead(%v): %v, %d bytes, header %+v", r.Seq, err, len(head), h)
+			}
+		}
+		if _, _, err := s.ReadHead("video/cam", ShardID(0), all[59].Seq.Index+1, 10); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("ReadHead past the end: %v", err)
+		}
 		// Stopping early stops.
 		n := 0
 		s.Headers("video/cam", ShardID(0), ArrivalTime, 0, base.Add(time.Hour).UnixNano(), func(RecordHeader) bool { n++; return n < 3 })

@@ -66,7 +66,10 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 	if len(indexes) == 0 {
 		return nil, notFound("No fragments found in the stream for the clip request.")
 	}
-	clip, err := media.PlanClip(indexes, func(index uint64) ([]byte, []byte, error) { return a.fragmentParts(info.Name, index) })
+	clip, err := media.PlanClip(indexes, media.FragmentReader{
+		Read: func(index uint64) ([]byte, []byte, error) { return a.fragmentParts(info.Name, index) },
+		Head: func(index uint64) ([]byte, []byte, error) { return a.fragmentHead(info.Name, index) },
+	})
 	if err != nil {
 		return nil, invalid("The fragments of the range cannot be joined into one clip: %v", err)
 	}
@@ -79,3 +82,22 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 }
 
 var errExpired = notFound("A fragment expired while it was being read.")
+
+// clipHead is how much of a fragment a clip plan reads: the init segment
+// (a few hundred bytes) and the sample tables of a few seconds of video and
+// audio fit many times over; a fragment whose tables do not is read whole.
+const clipHead = 72 << 10
+
+// fragmentHead reads a fragment's init segment and the head of its
+// moof+mdat, not the media behind.
+func (a *API) fragmentHead(name string, index uint64) ([]byte, []byte, error) {
+	h, head, err := a.store.ReadHead(name, videoShard, index, clipHead)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := media.ParseFragmentMeta(h.PartitionKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return media.SplitFragment(head, meta)
+}
