@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"bufio"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/media"
 	"github.com/streamgate/streamgate/streamstore"
@@ -75,7 +76,12 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 	}
 	r.W.Header().Set("Content-Type", "video/mp4")
 	r.W.WriteHeader(200)
-	if err := clip.Write(r.W); err != nil {
+	bw := bufio.NewWriterSize(r.W, responseBuffer)
+	err = clip.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		a.opts.Logger.Warn("GetClip stopped", "stream", publicName(&info), "err", err)
 	}
 	return awsapi.Streamed, nil

@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"bufio"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -288,7 +289,9 @@ func (a *API) getMediaForFragmentList(r *awsapi.Request) (any, error) {
 	w := r.W
 	w.Header().Set("Content-Type", "video/webm")
 	w.WriteHeader(200)
-	mw := media.NewMKVWriter(w)
+	bw := bufio.NewWriterSize(w, responseBuffer)
+	defer bw.Flush()
+	mw := media.NewMKVWriter(bw)
 	for _, s := range seqs {
 		rec, ok, err := a.readFragment(info.Name, s.Index)
 		if err == nil && !ok {
@@ -308,6 +311,10 @@ func (a *API) getMediaForFragmentList(r *awsapi.Request) (any, error) {
 	}
 	return awsapi.Streamed, nil
 }
+
+// responseBuffer gathers the many small writes of a media response (a
+// Matroska block header, then its sample) into few large ones.
+const responseBuffer = 256 << 10
 
 // GetMedia streams a stream's fragments as Matroska from a start position,
 // then follows new fragments until the client goes away.
@@ -382,13 +389,15 @@ func (a *API) getMedia(r *awsapi.Request) (any, error) {
 	w := r.W
 	w.Header().Set("Content-Type", "video/webm")
 	w.WriteHeader(200)
+	bw := bufio.NewWriterSize(w, responseBuffer)
 	flush := func() {
+		bw.Flush()
 		if f, ok := w.(interface{ Flush() }); ok {
 			f.Flush()
 		}
 	}
 	flush()
-	mw := media.NewMKVWriter(w)
+	mw := media.NewMKVWriter(bw)
 	ctx := r.Context()
 	for {
 		changed, err := a.store.Changed(name, videoShard)
