@@ -133,14 +133,14 @@ func (s *Server) Start() error {
 }
 
 // Addr is the plain RTSP listener's address (nil when it is off).
-func (s *Server) Addr() net.Addr { return s.listenerAddr(nil) }
+func (s *Server) Addr() net.Addr { return s.listenerAddr(false) }
 
 // TLSAddr is the RTSPS listener's address (nil when it is off).
-func (s *Server) TLSAddr() net.Addr { return s.listenerAddr(s.cfg.TLS) }
+func (s *Server) TLSAddr() net.Addr { return s.listenerAddr(true) }
 
-func (s *Server) listenerAddr(tlsConf *tls.Config) net.Addr {
+func (s *Server) listenerAddr(secure bool) net.Addr {
 	for _, l := range s.servers {
-		if (l.rtsp.TLSConfig != nil) == (tlsConf != nil) {
+		if (l.rtsp.TLSConfig != nil) == secure {
 			return l.addr
 		}
 	}

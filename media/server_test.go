@@ -203,3 +203,16 @@ func TestLiveSubscriptions(t *testing.T) {
 	}
 	reader.Close()
 }
+
+// Without a certificate there is no RTSPS listener, and the plain one is
+// not reported as one.
+func TestListenerAddresses(t *testing.T) {
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", RTSPSAddress: "127.0.0.1:0", Sink: &numberingSink{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Addr() == nil || s.TLSAddr() != nil {
+		t.Fatalf("plain %v, TLS %v: want a plain listener only", s.Addr(), s.TLSAddr())
+	}
+}
