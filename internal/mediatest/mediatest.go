@@ -4,6 +4,7 @@ package mediatest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Need fails the test when a media tool is missing: `make test` installs
@@ -72,7 +74,10 @@ func Publish(t testing.TB, clip, target, transport string, realtime bool) {
 		args = append(args, "-re")
 	}
 	args = append(args, "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, target)
-	if out, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
+	// A publisher that stalls fails the test rather than hanging the build.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ffmpeg", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg publish: %v\n%s", err, out)
 	}
 }
