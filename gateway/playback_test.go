@@ -133,11 +133,13 @@ func TestHLSOnDemandAndGetClip(t *testing.T) {
 			TimestampRange: &amtypes.HLSTimestampRange{StartTimestamp: aws.Time(start.Add(-time.Hour)), EndTimestamp: aws.Time(start.Add(-30 * time.Minute))}}})
 	apiError(t, err, "ResourceNotFoundException")
 
-	// GetClip of the 10 s after the fifth fragment.
+	// GetClip of the five fragments (10 s) from the fifth: the range is drawn
+	// from their server timestamps, which are arrival times and jitter.
 	from := frags[4].ServerTimestamp.Add(-10 * time.Millisecond)
+	to := frags[9].ServerTimestamp.Add(-10 * time.Millisecond)
 	clip, err := c.archived.GetClip(ctx, &kinesisvideoarchivedmedia.GetClipInput{StreamName: aws.String("yard"),
 		ClipFragmentSelector: &amtypes.ClipFragmentSelector{FragmentSelectorType: amtypes.ClipFragmentSelectorTypeServerTimestamp,
-			TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(from), EndTimestamp: aws.Time(from.Add(10 * time.Second))}}})
+			TimestampRange: &amtypes.ClipTimestampRange{StartTimestamp: aws.Time(from), EndTimestamp: aws.Time(to)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

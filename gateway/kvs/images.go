@@ -12,6 +12,9 @@ import (
 	"github.com/streamgate/streamgate/streamstore"
 )
 
+// maxSeam is how far past a fragment's end a sampled time still shows it.
+const maxSeam = time.Second
+
 type image struct {
 	TimeStamp    *awsapi.Timestamp `json:"TimeStamp"`
 	Error        string            `json:"Error,omitempty"`
@@ -119,11 +122,19 @@ func (a *API) getImages(r *awsapi.Request) (any, error) {
 	t := from
 	for ; t.Before(to) && len(out.Images) < limit; t = t.Add(step) {
 		img := image{TimeStamp: awsapi.NewTimestamp(t)}
+		// The fragment showing t: the last one starting at or before it. Server
+		// timestamps are arrival times, so consecutive fragments may leave a
+		// few hundred milliseconds between one's end and the next's start; a
+		// time in such a seam shows the earlier fragment's last picture. A
+		// longer gap (the camera was away) has no media.
 		var f *frag
 		for i := range frags {
-			if !frags[i].start.After(t) && t.Before(frags[i].start.Add(frags[i].dur)) {
+			if !frags[i].start.After(t) {
 				f = &frags[i]
 			}
+		}
+		if f != nil && !t.Before(f.start.Add(f.dur+maxSeam)) {
+			f = nil
 		}
 		if f == nil {
 			img.Error = "NO_MEDIA"
@@ -133,7 +144,8 @@ func (a *API) getImages(r *awsapi.Request) (any, error) {
 		init, body, err := a.fragmentParts(info.Name, f.index)
 		if err == nil {
 			var pic []byte
-			pic, err = media.Snapshot(r.Context(), init, body, t.Sub(f.start), format, width, height, quality)
+			at := min(t.Sub(f.start), max(f.dur-100*time.Millisecond, 0))
+			pic, err = media.Snapshot(r.Context(), init, body, at, format, width, height, quality)
 			if errors.Is(err, media.ErrNoDecoder) {
 				return nil, &awsapi.Error{Code: awsapi.CodeServiceUnavailable, Message: err.Error(), Status: http.StatusServiceUnavailable}
 			}
