@@ -1,14 +1,12 @@
 package media
 
 import (
-	"io"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
 // The low-latency muxer, fed H.264 keyframes without in-band parameters (as
@@ -16,7 +14,7 @@ import (
 func TestLowLatencyHLSServesParts(t *testing.T) {
 	ct := &h264Track{sps: testSPS, pps: testPPS}
 	at := &aacTrack{config: mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelCount: 1}}
-	l := newLowLatency([]codecTrack{ct, at}, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l := newLowLatency([]codecTrack{ct, at}, t.TempDir(), quietLogger())
 	if l == nil {
 		t.Fatal("no muxer")
 	}

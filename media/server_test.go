@@ -13,9 +13,31 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// startH264Publisher starts an RTSP/TCP publisher of one H.264 track (the
+// test SPS/PPS) on a stream of s, returning the client, its session and an
+// RTP encoder for its access units.
+func startH264Publisher(t *testing.T, s *Server, stream string) (*gortsplib.Client, *description.Session, *rtph264.Encoder) {
+	t.Helper()
+	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}
+	desc := &description.Session{Medias: []*description.Media{{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}}}
+	tcp := gortsplib.TransportTCP
+	c := &gortsplib.Client{Transport: &tcp}
+	if err := c.StartRecording("rtsp://"+s.Addr().String()+"/"+stream, desc); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := h264.CreateEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, desc, enc
+}
 
 // slowSink stores fragments in memory, taking delay for each: a disk that
 // cannot keep up with the camera.
@@ -56,23 +78,13 @@ func TestSlowStoreBackPressuresPublisherWithoutLoss(t *testing.T) {
 	sink := &slowSink{delay: 150 * time.Millisecond}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Metrics: m, Logger: quietLogger()})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 
-	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}
-	desc := &description.Session{Medias: []*description.Media{{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}}}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Transport: &tcp}
-	if err := c.StartRecording("rtsp://"+s.Addr().String()+"/cam", desc); err != nil {
-		t.Fatal(err)
-	}
-	enc, err := h264.CreateEncoder()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, desc, enc := startH264Publisher(t, s, "cam")
 	const frames = 300 // 12 s of 25 fps video, keyframe every second, sent in well under a second
 	start := time.Now()
 	for i := range frames {
@@ -145,18 +157,12 @@ func (s *numberingSink) Store(string, *Fragment) (string, error) {
 // that does not read is dropped without holding up the recording or the others.
 func TestLiveSubscriptions(t *testing.T) {
 	sink := &numberingSink{}
-	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", Sink: sink, Logger: quietLogger()})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	h264 := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}
-	desc := &description.Session{Medias: []*description.Media{{Type: description.MediaTypeVideo, Formats: []format.Format{h264}}}}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Transport: &tcp}
-	if err := c.StartRecording("rtsp://"+s.Addr().String()+"/cam", desc); err != nil {
-		t.Fatal(err)
-	}
+	c, desc, enc := startH264Publisher(t, s, "cam")
 	defer c.Close()
 	if _, ok := s.Subscribe("nobody"); ok {
 		t.Fatal("subscribed to a stream that is not live")
@@ -166,7 +172,6 @@ func TestLiveSubscriptions(t *testing.T) {
 		t.Fatal("no live stream after RECORD")
 	}
 	idle, _ := s.Subscribe("cam") // never reads
-	enc, _ := h264.CreateEncoder()
 	go func() {
 		for i := range 400 { // 16 s at 25 fps, a keyframe every 5 frames, sent fast
 			nalu := bytes.Repeat([]byte{1}, 500)
@@ -207,7 +212,7 @@ func TestLiveSubscriptions(t *testing.T) {
 // Without a certificate there is no RTSPS listener, and the plain one is
 // not reported as one.
 func TestListenerAddresses(t *testing.T) {
-	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", RTSPSAddress: "127.0.0.1:0", Sink: &numberingSink{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := NewServer(Config{RTSPAddress: "127.0.0.1:0", RTSPSAddress: "127.0.0.1:0", Sink: &numberingSink{}, Logger: quietLogger()})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
