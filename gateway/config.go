@@ -19,7 +19,7 @@ type Config struct {
 	HTTPAddr   string `yaml:"http_addr"`
 	RTSPAddr   string `yaml:"rtsp_addr"`   // RTSP publishers, readers (TCP) and pull sources
 	MQTTAddr   string `yaml:"mqtt_addr"`   // reserved for the MQTT broker
-	WebRTCAddr string `yaml:"webrtc_addr"` // reserved for WHIP/WHEP
+	WebRTCAddr string `yaml:"webrtc_addr"` // ICE (UDP and TCP) of WHIP/WHEP sessions
 	LogLevel   string `yaml:"log_level"`
 	// MemoryLimit is the Go runtime's soft memory limit (0: none). The
 	// process applies it at start; on small boards it keeps RSS near it.
@@ -44,6 +44,14 @@ type Config struct {
 	Storage StorageConfig `yaml:"storage"`
 	Kinesis KinesisConfig `yaml:"kinesis"`
 	Video   VideoConfig   `yaml:"video"`
+	WebRTC  WebRTCConfig  `yaml:"webrtc"`
+}
+
+// WebRTCConfig tunes WHIP ingest and WHEP playback (on the HTTP port; ICE
+// on webrtc_addr).
+type WebRTCConfig struct {
+	AdditionalHosts []string          `yaml:"additional_hosts"`
+	ICEServers      []media.ICEServer `yaml:"ice_servers"`
 }
 
 // VideoConfig tunes video ingest (RTSP, the fragmenter) and the Kinesis
@@ -136,6 +144,7 @@ func DefaultConfig() Config {
 			MaxFragmentBytes:        50 << 20,
 			Sources:                 map[string]media.SourceConfig{},
 		},
+		WebRTC: WebRTCConfig{AdditionalHosts: []string{}, ICEServers: []media.ICEServer{}},
 	}
 }
 
@@ -229,6 +238,16 @@ func (c *Config) Validate() error {
 		case "", "tcp", "udp":
 		default:
 			errs = append(errs, fmt.Sprintf("video.sources.%s.transport %q: want tcp, udp or empty", name, src.Transport))
+		}
+	}
+	for i, is := range c.WebRTC.ICEServers {
+		if len(is.URLs) == 0 {
+			errs = append(errs, fmt.Sprintf("webrtc.ice_servers[%d] has no urls", i))
+		}
+		for _, u := range is.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				errs = append(errs, fmt.Sprintf("webrtc.ice_servers[%d]: %q is not a stun:, stuns:, turn: or turns: URL", i, u))
+			}
 		}
 	}
 	if c.Kinesis.MaxRequestBytes < 1<<20 {

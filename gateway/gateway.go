@@ -138,7 +138,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		}
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
 	}
-	if cfg.RTSPAddr != "" || (cfg.Video.RTSPSAddr != "" && tlsConf != nil) {
+	if cfg.RTSPAddr != "" || (cfg.Video.RTSPSAddr != "" && tlsConf != nil) || cfg.WebRTCAddr != "" {
 		for name := range cfg.Video.Sources {
 			if err := video.EnsureStream(name); err != nil {
 				store.Close()
@@ -150,7 +150,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			llDir = filepath.Join(cfg.DataDir, "llhls")
 			os.RemoveAll(llDir) // parts of publishers before a crash
 		}
+		var rtc *media.WebRTCConfig
+		if cfg.WebRTCAddr != "" {
+			rtc = &media.WebRTCConfig{Address: cfg.WebRTCAddr, AdditionalHosts: cfg.WebRTC.AdditionalHosts, ICEServers: cfg.WebRTC.ICEServers}
+		}
 		g.media = media.NewServer(media.Config{
+			WebRTC:           rtc,
 			LowLatencyHLSDir: llDir,
 			RTSPAddress:      cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
 			RTSPSAddress: cfg.Video.RTSPSAddr, TLS: tlsConf,
@@ -170,6 +175,11 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	mux.Handle("/hls/v1/", video.HLSHandler()) // the signed session URL is the credential
 	mux.Handle("/dash/v1/", video.DASHHandler())
+	if g.media != nil && cfg.WebRTCAddr != "" {
+		h := g.media.WebRTCHandler() // bearer tokens, checked by the media server's authenticator
+		mux.Handle("/whip/", h)
+		mux.Handle("/whep/", h)
+	}
 	mux.Handle("/", api) // authentication happens inside the mux, once the body is read
 
 	g.baseCtx, g.cancelBase = context.WithCancel(context.Background())
@@ -211,6 +221,9 @@ func (g *Gateway) Start() error {
 		}
 		if a := g.media.TLSAddr(); a != nil {
 			g.log.Info("serving RTSPS", "addr", a.String())
+		}
+		if a := g.media.WebRTCAddr(); a != nil {
+			g.log.Info("serving WHIP/WHEP on the HTTP port", "ice_addr", a.String())
 		}
 	}
 	if g.cfg.HTTPAddr == "" {
@@ -262,6 +275,14 @@ func (g *Gateway) RTSPAddr() string {
 		return ""
 	}
 	return g.media.Addr().String()
+}
+
+// WebRTCAddr is the bound ICE port of WHIP/WHEP, UDP and TCP ("" when off).
+func (g *Gateway) WebRTCAddr() string {
+	if g.media == nil || g.media.WebRTCAddr() == nil {
+		return ""
+	}
+	return g.media.WebRTCAddr().String()
 }
 
 // RTSPSAddr is the bound RTSPS address ("" when RTSPS is off).

@@ -40,6 +40,7 @@ type Fragmenter struct {
 	seq           uint32
 	init          []byte    // current init segment; nil when parameters changed
 	now           time.Time // arrival of the access unit being written
+	leaderPTS     int64     // presentation time of the leader's newest sample
 }
 
 // fragTrack is one track's state in the fragmenter.
@@ -82,6 +83,35 @@ func newFragmenter(tracks []codecTrack, target, maxDur time.Duration, emit func(
 	return f
 }
 
+// keyframeDue reports whether the fragmenter waits for a keyframe: none has
+// come yet, or the open fragment has reached its target duration. A
+// publisher that can be asked for keyframes (WebRTC) is asked then.
+func (f *Fragmenter) keyframeDue() bool {
+	return !f.started || (f.open && f.duration(f.leaderPTS-f.startPTS) >= f.target)
+}
+
+// gop returns the payloads (as stored: AVCC for H.264) of track i's samples
+// in the open fragment from its latest keyframe, oldest first; nil when the
+// open fragment has no keyframe of that track. A new WebRTC viewer starts
+// from them instead of waiting for the next keyframe.
+func (f *Fragmenter) gop(i int) [][]byte {
+	ft := f.tracks[i]
+	samples := ft.samples
+	if ft.held != nil {
+		samples = append(samples[:len(samples):len(samples)], ft.held)
+	}
+	for k := len(samples) - 1; k >= 0; k-- {
+		if !samples[k].IsNonSyncSample {
+			out := make([][]byte, 0, len(samples)-k)
+			for _, s := range samples[k:] {
+				out = append(out, s.Payload)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // errNoTrack is returned for a track index the fragmenter does not have.
 var errNoTrack = errors.New("no such track")
 
@@ -110,6 +140,7 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 		f.init = nil
 	}
 	if ft == f.leader {
+		f.leaderPTS = s.pts()
 		// A keyframe's presentation time measures the fragment exactly; decode
 		// times are compressed at a session's start while the DTS extractor
 		// learns the B-frame reordering.

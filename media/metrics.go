@@ -4,21 +4,24 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the media server's Prometheus collectors.
 type Metrics struct {
-	publishers     prometheus.Gauge
-	rtspConns      prometheus.Gauge
-	rtspReaders    prometheus.Counter
-	fragments      prometheus.Counter
-	fragmentBytes  prometheus.Counter
-	frames         prometheus.Counter
-	fragmentsLost  prometheus.Counter
-	decodeErrors   prometheus.Counter
-	packetsLost    prometheus.Counter
-	readerDrops    prometheus.Counter
-	backpressure   prometheus.Counter
-	storeSeconds   prometheus.Histogram
-	visibleSeconds prometheus.Histogram
-	sourceUp       *prometheus.GaugeVec
-	sourceRetries  *prometheus.CounterVec
+	publishers        prometheus.Gauge
+	rtspConns         prometheus.Gauge
+	rtspReaders       prometheus.Counter
+	fragments         prometheus.Counter
+	fragmentBytes     prometheus.Counter
+	frames            prometheus.Counter
+	fragmentsLost     prometheus.Counter
+	decodeErrors      prometheus.Counter
+	packetsLost       prometheus.Counter
+	readerDrops       prometheus.Counter
+	backpressure      prometheus.Counter
+	storeSeconds      prometheus.Histogram
+	visibleSeconds    prometheus.Histogram
+	sourceUp          *prometheus.GaugeVec
+	sourceRetries     *prometheus.CounterVec
+	webrtcSessions    *prometheus.GaugeVec
+	webrtcViewerSkips prometheus.Counter
+	keyframeRequests  prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -55,10 +58,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a pull source is connected and playing."}, []string{"stream"}),
 		sourceRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_video_source_reconnects_total",
 			Help: "Reconnection attempts of pull sources."}, []string{"stream"}),
+		webrtcSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamgate_webrtc_sessions",
+			Help: "Open WebRTC sessions: whip (publishers) and whep (viewers)."}, []string{"kind"}),
+		webrtcViewerSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_webrtc_viewer_skips_total",
+			Help: "Times a WebRTC viewer fell behind and skipped to the next keyframe."}),
+		keyframeRequests: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_webrtc_keyframe_requests_total",
+			Help: "Keyframe requests (PLI) sent to WebRTC publishers: when a fragment is due, or a viewer lost the picture."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.publishers, m.rtspConns, m.rtspReaders, m.fragments, m.fragmentBytes, m.frames, m.visibleSeconds, m.fragmentsLost,
-			m.decodeErrors, m.packetsLost, m.readerDrops, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries)
+			m.decodeErrors, m.packetsLost, m.readerDrops, m.backpressure, m.storeSeconds, m.sourceUp, m.sourceRetries,
+			m.webrtcSessions, m.webrtcViewerSkips, m.keyframeRequests)
 	}
 	return m
 }

@@ -56,8 +56,13 @@ type publisher struct {
 	failed atomic.Value // error from the sink: the session must end
 	onFail func()       // ends the session after a store failure
 	ll     *lowLatency  // nil when low-latency HLS is off or cannot carry the tracks
-	log    *slog.Logger
-	m      *Metrics
+	rtc    *rtcFeed     // WebRTC viewers
+	// requestKeyframe asks the source for a keyframe (WebRTC publishers);
+	// nil when it cannot be asked (RTSP).
+	requestKeyframe func()
+	lastAsk         atomic.Int64 // unix ns of the last keyframe request
+	log             *slog.Logger
+	m               *Metrics
 }
 
 // newPublisher builds a publisher for a session description. Tracks of
@@ -81,6 +86,7 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 		return nil, ErrNoSupportedTrack
 	}
 	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
+	p.rtc = newRTCFeed(cts, m)
 	if llDir != "" {
 		p.ll = newLowLatency(cts, llDir, log)
 	}
@@ -111,6 +117,7 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 	if p.closed {
 		return
 	}
+	defer p.keyframeIfDue(i)
 	ct := p.frag.tracks[i].ct
 	aus, err := ct.depacketize(pkt)
 	if err != nil {
@@ -127,6 +134,7 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 			}
 			p.m.decodeErrors.Inc()
 		}
+		p.rtc.write(i, ct, pts, au)
 		if held := p.frag.tracks[i].heldNom; held > 0 {
 			pts += held // the next access unit of the same packet follows this one
 		}
@@ -134,6 +142,48 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 }
 
 var errStoreFailed = errors.New("fragment store failed")
+
+// keyframeIfDue asks a source that takes requests for a keyframe when the
+// fragmenter waits for one after a sample of track i (its leading track).
+func (p *publisher) keyframeIfDue(i int) {
+	if p.requestKeyframe != nil && p.frag.tracks[i] == p.frag.leader && p.frag.keyframeDue() {
+		p.askKeyframe()
+	}
+}
+
+// keyframeInterval spaces keyframe requests: an encoder answers one within
+// a round trip, and each keyframe costs bandwidth.
+const keyframeInterval = 500 * time.Millisecond
+
+// askKeyframe requests a keyframe from the source, at most once per
+// keyframeInterval.
+func (p *publisher) askKeyframe() {
+	if p.requestKeyframe == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := p.lastAsk.Load()
+	if now-last < int64(keyframeInterval) || !p.lastAsk.CompareAndSwap(last, now) {
+		return
+	}
+	p.m.keyframeRequests.Inc()
+	p.requestKeyframe()
+}
+
+// joinRTC adds a WebRTC viewer and returns the packets of the current GOP
+// it starts with; false when the publisher has ended.
+func (p *publisher) joinRTC(v *rtcViewer) ([]*rtp.Packet, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false
+	}
+	var gop [][]byte
+	if p.rtc.video != nil {
+		gop = p.frag.gop(p.rtc.video.index)
+	}
+	return p.rtc.join(v, gop)
+}
 
 // enqueue hands a completed fragment to the writer, blocking while the queue
 // is full (the store is slower than the camera).
@@ -193,6 +243,7 @@ func (p *publisher) close() error {
 		return nil
 	}
 	p.closed = true
+	p.rtc.close()
 	if p.ll != nil {
 		p.ll.close()
 	}

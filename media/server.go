@@ -36,8 +36,10 @@ type Config struct {
 	// publisher, keeping its parts and segments under this directory.
 	LowLatencyHLSDir string
 	Sources          map[string]SourceConfig
-	Logger           *slog.Logger
-	Metrics          *Metrics
+	// WebRTC, when set, serves WHIP and WHEP (see WebRTCHandler).
+	WebRTC  *WebRTCConfig
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Authenticator decides whether a client may publish or read a stream.
@@ -68,6 +70,8 @@ type Server struct {
 	mu      sync.Mutex
 	lives   map[string]*live
 	srcs    *sources
+	rtc     *rtcServer // nil when WebRTC is off
+	rtcHTTP http.Handler
 }
 
 // NewServer returns a server; Start listens.
@@ -118,12 +122,22 @@ func (s *Server) addListener(addr, udpRTP, udpRTCP string, tlsConf *tls.Config) 
 	s.servers = append(s.servers, l)
 }
 
-// Start listens for RTSP and starts the pull sources.
+// Start listens for RTSP and WebRTC and starts the pull sources.
 func (s *Server) Start() error {
+	if s.cfg.WebRTC != nil {
+		rtc, err := newRTCServer(s, *s.cfg.WebRTC)
+		if err != nil {
+			return err
+		}
+		s.rtc, s.rtcHTTP = rtc, rtc.handler()
+	}
 	for i, l := range s.servers {
 		if err := l.rtsp.Start(); err != nil {
 			for _, started := range s.servers[:i] {
 				started.rtsp.Close()
+			}
+			if s.rtc != nil {
+				s.rtc.close()
 			}
 			return fmt.Errorf("rtsp: %w", err)
 		}
@@ -134,6 +148,24 @@ func (s *Server) Start() error {
 
 // Addr is the plain RTSP listener's address (nil when it is off).
 func (s *Server) Addr() net.Addr { return s.listenerAddr(false) }
+
+// WebRTCAddr is the ICE port (UDP and TCP), nil when WebRTC is off.
+func (s *Server) WebRTCAddr() net.Addr {
+	if s.rtc == nil {
+		return nil
+	}
+	return s.rtc.addr()
+}
+
+// WebRTCHandler serves WHIP (POST /whip/{stream}) and WHEP (POST
+// /whep/{stream}) and their session URLs; nil when WebRTC is off. It works
+// once Start has returned.
+func (s *Server) WebRTCHandler() http.Handler {
+	if s.cfg.WebRTC == nil {
+		return nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.rtcHTTP.ServeHTTP(w, r) })
+}
 
 // TLSAddr is the RTSPS listener's address (nil when it is off).
 func (s *Server) TLSAddr() net.Addr { return s.listenerAddr(true) }
@@ -150,6 +182,9 @@ func (s *Server) listenerAddr(secure bool) net.Addr {
 // Close stops the sources and the RTSP servers; every publisher's open
 // fragment is stored first.
 func (s *Server) Close() {
+	if s.rtc != nil {
+		s.rtc.close()
+	}
 	s.srcs.stop()
 	for _, l := range s.servers {
 		l.rtsp.Close()

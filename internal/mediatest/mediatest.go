@@ -32,7 +32,9 @@ var clipMu sync.Mutex
 
 // Clip encodes (once per machine, codec and length) a clip with a moving
 // test pattern and a tone: 320x240, 25 fps, a keyframe every 2 s, B-frames,
-// AAC audio (Opus for "h264-opus"). codec is "h264", "h265" or "h264-opus".
+// AAC audio (Opus for "h264-opus"). codec is "h264", "h265", "h264-opus" or
+// "webrtc" (what a WebRTC browser sends: H.264 constrained baseline without
+// B-frames, Opus).
 func Clip(t testing.TB, codec string, seconds int) string {
 	t.Helper()
 	Need(t, "ffmpeg")
@@ -51,6 +53,9 @@ func Clip(t testing.TB, codec string, seconds int) string {
 		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
 	case "h264-opus":
 		audio = []string{"-c:a", "libopus", "-b:a", "48k"}
+	case "webrtc":
+		enc = []string{"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-bf", "0"}
+		audio = []string{"-c:a", "libopus", "-b:a", "48k"}
 	}
 	args := []string{"-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=320x240:rate=25:duration=%d", seconds),
 		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=48000:duration=%d", seconds)}
@@ -64,6 +69,34 @@ func Clip(t testing.TB, codec string, seconds int) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Elementary splits a clip with H.264 and Opus into an Annex-B H.264 file and
+// an Ogg Opus file with one packet per page (the inputs of a WebRTC test
+// publisher).
+func Elementary(t testing.TB, clip string) (h264, ogg string) {
+	t.Helper()
+	clipMu.Lock()
+	defer clipMu.Unlock()
+	h264, ogg = strings.TrimSuffix(clip, ".mp4")+".h264", strings.TrimSuffix(clip, ".mp4")+".ogg"
+	if _, err := os.Stat(ogg); err == nil {
+		return h264, ogg
+	}
+	for _, args := range [][]string{
+		{"-i", clip, "-an", "-c:v", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-y", h264 + ".tmp"},
+		{"-i", clip, "-vn", "-c:a", "copy", "-page_duration", "20000", "-f", "ogg", "-y", ogg + ".tmp"},
+	} {
+		if out, err := exec.Command("ffmpeg", append([]string{"-v", "error"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, out)
+		}
+	}
+	if err := os.Rename(h264+".tmp", h264); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ogg+".tmp", ogg); err != nil {
+		t.Fatal(err)
+	}
+	return h264, ogg
 }
 
 // Publish runs ffmpeg publishing a clip over RTSP and waits for it to end.
