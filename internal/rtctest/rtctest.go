@@ -32,7 +32,9 @@ type StatusError struct {
 	Body   string
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body)) }
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+}
 
 // newPeer makes a peer connection with pion's default codecs and interceptors.
 func newPeer() (*webrtc.PeerConnection, error) {
