@@ -20,8 +20,8 @@ import (
 // hlsJS is hls.js as `make test` installs it (npm, pinned).
 const hlsJS = "../bin/.hlsjs/node_modules/hls.js/dist/hls.min.js"
 
-// browser starts headless Chromium (Debian's) for a test.
-func browser(t *testing.T) context.Context {
+// browser starts headless Chromium (Debian's) for a test, with extra flags.
+func browser(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -29,6 +29,7 @@ func browser(t *testing.T) context.Context {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.Flag("headless", "new"))
+	opts = append(opts, flags...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	bctx, cancel2 := chromedp.NewContext(actx)

@@ -32,9 +32,9 @@ var clipMu sync.Mutex
 
 // Clip encodes (once per machine, codec and length) a clip with a moving
 // test pattern and a tone: 320x240, 25 fps, a keyframe every 2 s, B-frames,
-// AAC audio (Opus for "h264-opus"). codec is "h264", "h265", "h264-opus" or
-// "webrtc" (what a WebRTC browser sends: H.264 constrained baseline without
-// B-frames, Opus).
+// AAC audio (Opus for "h264-opus"). codec is "h264", "h265", "h264-opus",
+// "camera" (what an IP camera sends: H.264 without B-frames, AAC) or
+// "webrtc" (what a browser sends: H.264 constrained baseline, Opus).
 func Clip(t testing.TB, codec string, seconds int) string {
 	t.Helper()
 	Need(t, "ffmpeg")
@@ -53,6 +53,8 @@ func Clip(t testing.TB, codec string, seconds int) string {
 		enc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2", "-tag:v", "hvc1"}
 	case "h264-opus":
 		audio = []string{"-c:a", "libopus", "-b:a", "48k"}
+	case "camera":
+		enc = []string{"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-bf", "0"}
 	case "webrtc":
 		enc = []string{"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-bf", "0"}
 		audio = []string{"-c:a", "libopus", "-b:a", "48k"}
