@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFragmentMeta$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzMKVFromFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzTSFromFragment$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzWebRTCOfferAndFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzKVSRequests$$' -fuzztime $(FUZZTIME) ./gateway
 
 bench: build

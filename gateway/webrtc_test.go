@@ -57,7 +57,7 @@ func TestWHIPToWHEPWithPionPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // join mid-GOP: the viewer must not wait for the next keyframe
-	v, err := rtctest.Play(ctx, s.endpoint+"/whep/desk", s.token(), true)
+	v, err := rtctest.Play(ctx, s.endpoint+"/whep/desk", s.token(), rtctest.ViewerOptions{Keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 	if _, err := rtctest.Publish(ctx, whip+"cam", s.token(), h264, ogg, 25); err == nil || err.(*rtctest.StatusError).Status != 409 {
 		t.Errorf("second publisher: %v, want HTTP 409", err)
 	}
-	v, err := rtctest.Play(ctx, whep+"cam", s.token(), false)
+	v, err := rtctest.Play(ctx, whep+"cam", s.token(), rtctest.ViewerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

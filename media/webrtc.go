@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -142,7 +143,7 @@ func newRTCServer(s *Server, cfg WebRTCConfig) (*rtcServer, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	if err := registerInterceptors(me, ir); err != nil {
 		r.close()
 		return nil, err
 	}
@@ -172,6 +173,24 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 			SDPFmtpLine: "minptime=10;useinbandfec=1"},
 		PayloadType: 111,
 	}, webrtc.RTPCodecTypeAudio)
+}
+
+// registerInterceptors sets up RTCP: NACKs for what publishers lost (the
+// generator) and for what viewers lost (a responder that shares payloads),
+// sender and receiver reports, and transport-wide congestion feedback to
+// publishers. It is pion's default set with the copying NACK responder
+// replaced.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(gen)
+	ir.Add(sharedNACKResponder{})
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, ir)
 }
 
 // addr is the ICE port (UDP and TCP).

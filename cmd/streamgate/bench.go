@@ -39,8 +39,10 @@ func benchCmd(args []string) error {
 		return benchFragmentsCmd(args[1:])
 	case len(args) > 0 && args[0] == "llhls":
 		return benchLLHLSCmd(args[1:])
+	case len(args) > 0 && args[0] == "webrtc":
+		return benchWebRTCCmd(args[1:])
 	case len(args) == 0 || args[0] != "kinesis":
-		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls [flags]")
+		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls|webrtc [flags]")
 	}
 	var b bench
 	fs := flag.NewFlagSet("bench kinesis", flag.ExitOnError)
@@ -170,13 +172,18 @@ func (b *bench) putBodies(n int) []request {
 type cpu struct{ self, server time.Duration }
 
 func (b *bench) cpuNow() cpu {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	c := cpu{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	c := cpu{self: selfCPU()}
 	if b.serverPID > 0 {
 		c.server = procCPU(b.serverPID)
 	}
 	return c
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procCPU reads utime+stime of a process from /proc (clock ticks of 10 ms).

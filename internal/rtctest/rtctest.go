@@ -287,21 +287,29 @@ type Viewer struct {
 	Frames        atomic.Int64 // complete video access units
 	Keyframes     atomic.Int64
 	AudioPackets  atomic.Int64
+	VideoBytes    atomic.Int64  // RTP payload bytes of video
 	Ended         chan struct{} // closed when the connection failed or closed
 
 	pc   *webrtc.PeerConnection
-	keep bool
+	opts ViewerOptions
 	mu   sync.Mutex
 	h264 bytes.Buffer // Annex-B from the first keyframe, when keep
 }
 
-// Play starts a WHEP viewer; keep retains the video (Annex-B) for checks.
-func Play(ctx context.Context, endpoint, token string, keep bool) (*Viewer, error) {
+// ViewerOptions say what a viewer does with the video.
+type ViewerOptions struct {
+	Keep      bool              // retain the video (Annex-B) for checks
+	OnAU      func(au [][]byte) // called for each complete access unit
+	CountOnly bool              // only count payload bytes (no depacketizing): many cheap viewers
+}
+
+// Play starts a WHEP viewer.
+func Play(ctx context.Context, endpoint, token string, opts ViewerOptions) (*Viewer, error) {
 	pc, err := newPeer()
 	if err != nil {
 		return nil, err
 	}
-	v := &Viewer{pc: pc, keep: keep, Start: time.Now(), Ended: make(chan struct{})}
+	v := &Viewer{pc: pc, opts: opts, Start: time.Now(), Ended: make(chan struct{})}
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			pc.Close()
@@ -338,11 +346,21 @@ func (v *Viewer) readVideo(t *webrtc.TrackRemote) {
 		return
 	}
 	started := false
+	buf := make([]byte, 1500)
 	for {
+		if v.opts.CountOnly {
+			n, _, err := t.Read(buf)
+			if err != nil {
+				return
+			}
+			v.VideoBytes.Add(int64(n))
+			continue
+		}
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
 			return
 		}
+		v.VideoBytes.Add(int64(len(pkt.Payload)))
 		au, err := dec.Decode(pkt)
 		if err != nil || au == nil {
 			continue
@@ -359,7 +377,10 @@ func (v *Viewer) readVideo(t *webrtc.TrackRemote) {
 			continue
 		}
 		v.Frames.Add(1)
-		if v.keep {
+		if v.opts.OnAU != nil {
+			v.opts.OnAU(au)
+		}
+		if v.opts.Keep {
 			b, err := h264.AnnexB(au).Marshal()
 			if err == nil {
 				v.mu.Lock()
