@@ -16,6 +16,7 @@ import (
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/pion/webrtc/v4"
 	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/internal/mediatest"
 	"github.com/streamgate/streamgate/internal/rtctest"
 )
@@ -189,7 +190,26 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 		}
 	}
 
-	// A whole session: publish, watch, a second publisher refused, trickle, end.
+	// A key that may only watch cam.
+	policy, err := auth.ParsePolicy([]byte(`{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/cam/*"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer := auth.NewKey("cam-viewer", policy)
+	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
+	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, viewer)); err != nil {
+		t.Fatal(err)
+	}
+	viewerToken := viewer.ID + ":" + viewer.Secret
+	if status, body := call(t, "POST", whip+"cam", "application/sdp", viewerToken, offerSDP(t, webrtc.MimeTypeH264, webrtc.RTPTransceiverDirectionSendonly)); status != 403 {
+		t.Errorf("WHIP with a key that may only watch: %d %s, want 403", status, body)
+	}
+	if status, body := call(t, "POST", whep+"garage", "application/sdp", viewerToken, offerSDP(t, webrtc.MimeTypeH264, webrtc.RTPTransceiverDirectionRecvonly)); status != 403 {
+		t.Errorf("WHEP of another stream: %d %s, want 403", status, body)
+	}
+
+	// A whole session: publish, watch (with the viewer's key), a second
+	// publisher refused, trickle, end.
 	pub, err := rtctest.Publish(ctx, whip+"cam", s.token(), h264, ogg, 25)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +217,7 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 	if _, err := rtctest.Publish(ctx, whip+"cam", s.token(), h264, ogg, 25); err == nil || err.(*rtctest.StatusError).Status != 409 {
 		t.Errorf("second publisher: %v, want HTTP 409", err)
 	}
-	v, err := rtctest.Play(ctx, whep+"cam", s.token(), rtctest.ViewerOptions{})
+	v, err := rtctest.Play(ctx, whep+"cam", viewerToken, rtctest.ViewerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +242,35 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("leak: %d goroutines (were %d), %d sockets (were %d)\n%s", runtime.NumGoroutine(), goroutines, openSockets(), sockets, buf[:runtime.Stack(buf, true)])
+		}
+	}
+}
+
+// ICE-TCP on the ICE port's number carries a viewer whose network allows
+// no UDP, and configured additional hosts (a NAT's public address) are
+// announced as host candidates on the same port.
+func TestWHEPOverICETCPAndAdditionalHosts(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	s := startWebRTCServer(t, func(c *gateway.Config) { c.WebRTC.AdditionalHosts = []string{"192.0.2.10"} })
+	mediatest.PublishLoop(t, mediatest.Clip(t, "camera", 6), s.rtspURL("dock"))
+	s.waitLive(t, "dock", true)
+	v, err := rtctest.Play(ctx, s.endpoint+"/whep/dock", s.token(), rtctest.ViewerOptions{TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, 15*time.Second, "frames over ICE-TCP", func() bool { return v.Frames.Load() >= 30 })
+	_, port, _ := strings.Cut(s.gw.WebRTCAddr(), ":")
+	for _, want := range []string{" udp ", " tcp "} {
+		found := false
+		for _, line := range strings.Split(v.Answer, "\r\n") {
+			if strings.HasPrefix(line, "a=candidate:") && strings.Contains(line, want) && strings.Contains(line, " 192.0.2.10 "+port+" typ host") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no%scandidate for the additional host 192.0.2.10:%s in the answer:\n%s", want, port, v.Answer)
 		}
 	}
 }

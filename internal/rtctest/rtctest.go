@@ -36,8 +36,9 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
 }
 
-// newPeer makes a peer connection with pion's default codecs and interceptors.
-func newPeer() (*webrtc.PeerConnection, error) {
+// newPeer makes a peer connection with pion's default codecs and
+// interceptors, with ICE over UDP, or over TCP only.
+func newPeer(tcp bool) (*webrtc.PeerConnection, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -49,6 +50,9 @@ func newPeer() (*webrtc.PeerConnection, error) {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if tcp {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).
 		NewPeerConnection(webrtc.Configuration{})
 }
@@ -84,26 +88,27 @@ func Offer(ctx context.Context, endpoint, token, offer string) (answer, session 
 	return string(body), rel.String(), nil
 }
 
-// negotiate runs the offer/answer exchange of pc with an endpoint.
-func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token string) (string, error) {
+// negotiate runs the offer/answer exchange of pc with an endpoint and
+// returns the session URL and the answer.
+func negotiate(ctx context.Context, pc *webrtc.PeerConnection, endpoint, token string) (string, string, error) {
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		return "", err
+		return "", "", err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", "", ctx.Err()
 	}
 	answer, session, err := Offer(ctx, endpoint, token, pc.LocalDescription().SDP)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return session, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+	return session, answer, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
 }
 
 // Delete ends a session by its URL.
@@ -132,7 +137,7 @@ type Publisher struct {
 
 // Publish starts a WHIP publisher; fps is the video's frame rate.
 func Publish(ctx context.Context, endpoint, token, h264File, oggFile string, fps int) (*Publisher, error) {
-	pc, err := newPeer()
+	pc, err := newPeer(false)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +180,7 @@ func Publish(ctx context.Context, endpoint, token, h264File, oggFile string, fps
 			once.Do(func() { close(connected) })
 		}
 	})
-	if p.Session, err = negotiate(ctx, pc, endpoint, token); err != nil {
+	if p.Session, _, err = negotiate(ctx, pc, endpoint, token); err != nil {
 		pc.Close()
 		return nil, err
 	}
@@ -282,6 +287,7 @@ func (p *Publisher) Close() {
 // Viewer plays a stream over WHEP and records what arrives.
 type Viewer struct {
 	Session       string
+	Answer        string // the gateway's SDP answer
 	Start         time.Time
 	FirstKeyframe atomic.Int64 // ns from Start to the first complete keyframe; 0 before
 	Frames        atomic.Int64 // complete video access units
@@ -301,11 +307,12 @@ type ViewerOptions struct {
 	Keep      bool              // retain the video (Annex-B) for checks
 	OnAU      func(au [][]byte) // called for each complete access unit
 	CountOnly bool              // only count payload bytes (no depacketizing): many cheap viewers
+	TCP       bool              // ICE over TCP only
 }
 
 // Play starts a WHEP viewer.
 func Play(ctx context.Context, endpoint, token string, opts ViewerOptions) (*Viewer, error) {
-	pc, err := newPeer()
+	pc, err := newPeer(opts.TCP)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +340,7 @@ func Play(ctx context.Context, endpoint, token string, opts ViewerOptions) (*Vie
 		}
 		v.readVideo(t)
 	})
-	if v.Session, err = negotiate(ctx, pc, endpoint, token); err != nil {
+	if v.Session, v.Answer, err = negotiate(ctx, pc, endpoint, token); err != nil {
 		pc.Close()
 		return nil, err
 	}
