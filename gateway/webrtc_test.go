@@ -19,6 +19,7 @@ import (
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/internal/mediatest"
 	"github.com/streamgate/streamgate/internal/rtctest"
+	"github.com/streamgate/streamgate/media"
 )
 
 // startWebRTCServer is a video server with WHIP/WHEP on (ICE on a loopback port).
@@ -247,12 +248,25 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 }
 
 // ICE-TCP on the ICE port's number carries a viewer whose network allows
-// no UDP, and configured additional hosts (a NAT's public address) are
-// announced as host candidates on the same port.
+// no UDP; configured additional hosts (a NAT's public address) are
+// announced as host candidates on the same port, and ICE servers in Link
+// headers.
 func TestWHEPOverICETCPAndAdditionalHosts(t *testing.T) {
 	t.Parallel()
 	mediatest.Need(t, "ffmpeg")
-	s := startWebRTCServer(t, func(c *gateway.Config) { c.WebRTC.AdditionalHosts = []string{"192.0.2.10"} })
+	s := startWebRTCServer(t, func(c *gateway.Config) {
+		c.WebRTC.AdditionalHosts = []string{"192.0.2.10"}
+		c.WebRTC.ICEServers = []media.ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}}
+	})
+	req, _ := http.NewRequest("OPTIONS", s.endpoint+"/whep/dock", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if link := res.Header.Get("Link"); res.StatusCode != 204 || link != `<stun:127.0.0.1:3478>; rel="ice-server"` {
+		t.Errorf("OPTIONS: %d, Link %q", res.StatusCode, link)
+	}
 	mediatest.PublishLoop(t, mediatest.Clip(t, "camera", 6), s.rtspURL("dock"))
 	s.waitLive(t, "dock", true)
 	v, err := rtctest.Play(ctx, s.endpoint+"/whep/dock", s.token(), rtctest.ViewerOptions{TCP: true})
@@ -273,4 +287,34 @@ func TestWHEPOverICETCPAndAdditionalHosts(t *testing.T) {
 			t.Errorf("no%scandidate for the additional host 192.0.2.10:%s in the answer:\n%s", want, port, v.Answer)
 		}
 	}
+}
+
+// A viewer's picture loss report (PLI) reaches the WebRTC publisher as a
+// keyframe request. Fragments of 20 s keep the gateway's own requests (a
+// fragment is due) out of the count.
+func TestWHEPViewerPLIReachesWHIPPublisher(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	s := startWebRTCServer(t, func(c *gateway.Config) {
+		c.Video.MaxFragmentDuration = 20 * time.Second
+		c.Video.StreamFragmentDurations = map[string]time.Duration{"pli": 20 * time.Second}
+	})
+	h264, ogg := mediatest.Elementary(t, mediatest.Clip(t, "webrtc", 10))
+	pub, err := rtctest.Publish(ctx, s.endpoint+"/whip/pli", s.token(), h264, ogg, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	v, err := rtctest.Play(ctx, s.endpoint+"/whep/pli", s.token(), rtctest.ViewerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	waitFor(t, 10*time.Second, "frames", func() bool { return v.Frames.Load() > 10 })
+	time.Sleep(time.Second) // past the gateway's rate limit of keyframe requests
+	before := pub.PLIs.Load()
+	if err := v.RequestKeyframe(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the viewer's PLI at the publisher", func() bool { return pub.PLIs.Load() > before })
 }

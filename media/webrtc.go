@@ -50,9 +50,11 @@ const (
 	maxSDPBytes = 64 << 10
 	// connectTimeout ends a session whose peer never completes ICE and DTLS.
 	connectTimeout = 15 * time.Second
-	// gatherTimeout bounds waiting for the gateway's own candidates (STUN
-	// servers that do not answer).
-	gatherTimeout = 3 * time.Second
+	// gatherTimeout bounds waiting for the gateway's own server-reflexive
+	// and relay candidates (STUN/TURN servers that answer slowly or not at
+	// all): the answer goes out with what is known by then. Host candidates
+	// on the ICE port are known at once.
+	gatherTimeout = time.Second
 	// videoPayloadMax keeps RTP packets with SRTP and header extensions under
 	// 1280 bytes, the smallest MTU a path may have (IPv6).
 	videoPayloadMax = 1188
@@ -386,7 +388,7 @@ func (r *rtcServer) answer(rs *rtcSession) (string, error) {
 	}
 	select {
 	case <-gathered:
-	case <-time.After(gatherTimeout + time.Second):
+	case <-time.After(gatherTimeout):
 	}
 	return r.withAdditionalHosts(rs.pc.LocalDescription().SDP), nil
 }

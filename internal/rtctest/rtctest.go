@@ -398,6 +398,17 @@ func (v *Viewer) readVideo(t *webrtc.TrackRemote) {
 	}
 }
 
+// RequestKeyframe sends a picture loss indication for the video, as a
+// browser does when it cannot decode.
+func (v *Viewer) RequestKeyframe() error {
+	for _, r := range v.pc.GetReceivers() {
+		if t := r.Track(); t != nil && t.Kind() == webrtc.RTPCodecTypeVideo {
+			return v.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
+		}
+	}
+	return errors.New("no video track yet")
+}
+
 // H264 returns the video received so far (Annex-B, from the first keyframe).
 func (v *Viewer) H264() []byte {
 	v.mu.Lock()
