@@ -7,6 +7,7 @@
 #   BENCH_KINESALITE=1      also run kinesalite (npm) in the same run, as the anchor
 #   BENCH_CAMERAS="1 16 64" RTSP publishers per video ingest run ("" skips video)
 #   BENCH_FRAGMENTS=100000  fragments in the large stream of the fragment-index run
+#   BENCH_VIEWERS=200       WHEP viewers in the WebRTC fan-out run ("" skips WebRTC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/streamgate
@@ -103,6 +104,15 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
     kill -TERM "$PID"; wait "$PID" || true; startv; sleep 1
     "$BIN" bench video --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --clip "$CLIPS/cam720.mp4" --cameras "$n" --duration "$DUR" --server-pid "$PID" --metrics "$EP/metrics"
   done
+  VIEWERS=${BENCH_VIEWERS-200}
+  if [ -n "$VIEWERS" ]; then
+    echo "== WebRTC (WHEP): a synthetic 30 fps 4 Mbit/s camera over RTSP; latency, first frame, $VIEWERS pion viewers on loopback"
+    kill -TERM "$PID"; wait "$PID" || true
+    startv() { "$BIN" serve --config "$DIR/video.yaml" --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "$RTSP" --mqtt-addr "" --webrtc-addr "127.0.0.1:$((PORT + 3))" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+      PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "server did not start" >&2; exit 1; }
+    startv
+    "$BIN" bench webrtc --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --token "$KEYID:$SECRET" --viewers "$VIEWERS" --duration "$DUR" --server-pid "$PID"
+  fi
   echo "== Low-Latency HLS: a synthetic 25 fps camera over RTSP, keyframe every 2 s"
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR"
   N=${BENCH_FRAGMENTS:-100000}
