@@ -10,7 +10,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/rtpreorderer"
+	"github.com/bluenviron/gortsplib/v4/pkg/rtcpreceiver"
 	"github.com/bluenviron/gortsplib/v4/pkg/rtptime"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
@@ -58,7 +58,7 @@ func (r *rtcServer) publish(stream string, offer *sdp.SessionDescription, raw st
 	}
 	var ts rtptime.GlobalDecoder2
 	ts.Initialize()
-	rs.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	rs.pc.OnTrack(func(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		for _, medi := range desc.Medias {
 			if (medi.Type == description.MediaTypeVideo) != (track.Kind() == webrtc.RTPCodecTypeVideo) {
 				continue
@@ -67,7 +67,7 @@ func (r *rtcServer) publish(stream string, offer *sdp.SessionDescription, raw st
 				videoSSRC.Store(uint32(track.SSRC()))
 				p.requestKeyframe()
 			}
-			go r.readTrack(rs, p, medi, medi.Formats[0], track, &ts)
+			go r.readTrack(rs, p, medi, medi.Formats[0], track, recv, &ts)
 			return
 		}
 	})
@@ -108,16 +108,43 @@ func sessionFromOffer(offer *sdp.SessionDescription) (*description.Session, []st
 }
 
 // readTrack feeds a WebRTC track's packets, in sequence order, to the
-// publisher. It returns when the peer connection closes.
-func (r *rtcServer) readTrack(rs *rtcSession, p *publisher, medi *description.Media, forma format.Format, track *webrtc.TrackRemote, ts *rtptime.GlobalDecoder2) {
-	var reorder rtpreorderer.Reorderer
-	reorder.Initialize()
+// publisher, with the producer's clock from its sender reports. It returns
+// when the peer connection closes.
+func (r *rtcServer) readTrack(rs *rtcSession, p *publisher, medi *description.Media, forma format.Format, track *webrtc.TrackRemote,
+	recv *webrtc.RTPReceiver, ts *rtptime.GlobalDecoder2) {
+	// gortsplib's receiver reorders packets (NACKed ones arrive late) and maps
+	// RTP time to the sender's NTP clock; its own reports are not sent, as
+	// pion's interceptors already send receiver reports.
+	ssrc := uint32(track.SSRC()) + 1
+	rr := &rtcpreceiver.RTCPReceiver{ClockRate: forma.ClockRate(), LocalSSRC: &ssrc, UnrealiableTransport: true,
+		Period: time.Minute, WritePacketRTCP: func(rtcp.Packet) {}}
+	if err := rr.Initialize(); err != nil {
+		return
+	}
+	defer rr.Close()
+	go func() {
+		for {
+			pkts, _, err := recv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == uint32(track.SSRC()) {
+					rr.ProcessSenderReport(sr, time.Now())
+				}
+			}
+		}
+	}()
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
 			return
 		}
-		pkts, lost := reorder.Process(pkt)
+		pkts, lost, err := rr.ProcessPacket2(pkt, time.Now(), forma.PTSEqualsDTS(pkt))
+		if err != nil {
+			r.s.m.decodeErrors.Inc()
+			continue
+		}
 		if lost > 0 {
 			r.s.m.packetsLost.Add(float64(lost))
 		}
@@ -125,7 +152,8 @@ func (r *rtcServer) readTrack(rs *rtcSession, p *publisher, medi *description.Me
 			// RTSP readers of this stream see the payload type of its SDP.
 			pk.PayloadType = forma.PayloadType()
 			pts, ok := ts.Decode(forma, pk)
-			p.packet(medi, forma, pk, pts, ok, time.Time{})
+			ntp, _ := rr.PacketNTP(pk.Timestamp)
+			p.packet(medi, forma, pk, pts, ok, ntp)
 		}
 		select {
 		case <-rs.done:

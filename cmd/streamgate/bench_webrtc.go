@@ -240,8 +240,8 @@ func rtspReader(url string, onAU func([][]byte)) (*gortsplib.Client, error) {
 		return nil, err
 	}
 	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{Transport: &tcp}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
+	if err := c.Start2(); err != nil {
 		return nil, err
 	}
 	desc, _, err := c.Describe(u)
