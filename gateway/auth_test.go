@@ -109,17 +109,9 @@ func TestPolicyLimitsAKeyToItsStreamsAndActions(t *testing.T) {
 	admin := s.client()
 	createStream(t, admin, "fleet-a", 1)
 	createStream(t, admin, "other", 1)
-	policy, err := auth.ParsePolicy([]byte(`{"Version":"2012-10-17","Statement":[
+	device := s.addKey(t, "device-7", `{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":"kinesis:PutRecord*","Resource":"arn:aws:kinesis:*:*:stream/fleet-*"},
-		{"Effect":"Deny","Action":"kinesis:PutRecords","Resource":"arn:aws:kinesis:*:*:stream/fleet-b"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	device := auth.NewKey("device-7", policy)
-	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
-	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, device)); err != nil {
-		t.Fatal(err)
-	}
+		{"Effect":"Deny","Action":"kinesis:PutRecords","Resource":"arn:aws:kinesis:*:*:stream/fleet-b"}]}`)
 	k := s.clientAs(device.ID, device.Secret)
 	if _, err := k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("fleet-a"), PartitionKey: aws.String("k"), Data: []byte("ok")}); err != nil {
 		t.Fatalf("allowed write refused: %v", err)
@@ -127,7 +119,7 @@ func TestPolicyLimitsAKeyToItsStreamsAndActions(t *testing.T) {
 	if _, err := k.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("fleet-a"), Records: []types.PutRecordsRequestEntry{{PartitionKey: aws.String("k"), Data: []byte("ok")}}}); err != nil {
 		t.Fatalf("PutRecords (matches PutRecord*) refused: %v", err)
 	}
-	_, err = k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("fleet-a"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	_, err := k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("fleet-a"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 	apiError(t, err, "AccessDeniedException")
 	_, err = k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("other"), PartitionKey: aws.String("k"), Data: []byte("no")})
 	apiError(t, err, "AccessDeniedException")

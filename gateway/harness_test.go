@@ -84,6 +84,22 @@ func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger
 	return s
 }
 
+// addKey adds an access key with an IAM-style policy to the server's key
+// store (picked up at once) and returns it.
+func (s *server) addKey(t testing.TB, name, policyJSON string) auth.Key {
+	t.Helper()
+	policy, err := auth.ParsePolicy([]byte(policyJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := auth.NewKey(name, policy)
+	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
+	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, k)); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

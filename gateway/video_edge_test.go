@@ -32,7 +32,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 	"github.com/streamgate/streamgate/gateway"
-	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/internal/mediatest"
 	"github.com/streamgate/streamgate/media"
 )
@@ -67,15 +66,7 @@ func TestRTSPAuthentication(t *testing.T) {
 	t.Parallel()
 	mediatest.Need(t, "ffmpeg")
 	s := startVideoServer(t, nil)
-	policy, err := auth.ParsePolicy([]byte(`{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/lobby/*"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer := auth.NewKey("lobby-viewer", policy)
-	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
-	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, viewer)); err != nil {
-		t.Fatal(err)
-	}
+	viewer := s.addKey(t, "lobby-viewer", `{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/lobby/*"}]}`)
 	addr := s.gw.RTSPAddr()
 	if got := rtspStatus(t, "rtsp://"+addr+"/lobby"); got != 401 {
 		t.Errorf("no credentials: %d, want 401", got)

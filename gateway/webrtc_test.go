@@ -16,7 +16,6 @@ import (
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/pion/webrtc/v4"
 	"github.com/streamgate/streamgate/gateway"
-	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/internal/mediatest"
 	"github.com/streamgate/streamgate/internal/rtctest"
 	"github.com/streamgate/streamgate/media"
@@ -192,15 +191,7 @@ func TestWebRTCBadInputAndAuth(t *testing.T) {
 	}
 
 	// A key that may only watch cam.
-	policy, err := auth.ParsePolicy([]byte(`{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/cam/*"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer := auth.NewKey("cam-viewer", policy)
-	keys, _ := auth.LoadKeys(auth.KeysPath(s.dataDir))
-	if err := auth.SaveKeys(auth.KeysPath(s.dataDir), append(keys, viewer)); err != nil {
-		t.Fatal(err)
-	}
+	viewer := s.addKey(t, "cam-viewer", `{"Statement":[{"Effect":"Allow","Action":"kinesisvideo:GetMedia","Resource":"arn:aws:kinesisvideo:*:*:stream/cam/*"}]}`)
 	viewerToken := viewer.ID + ":" + viewer.Secret
 	if status, body := call(t, "POST", whip+"cam", "application/sdp", viewerToken, offerSDP(t, webrtc.MimeTypeH264, webrtc.RTPTransceiverDirectionSendonly)); status != 403 {
 		t.Errorf("WHIP with a key that may only watch: %d %s, want 403", status, body)
