@@ -308,4 +308,18 @@ func TestWHEPViewerPLIReachesWHIPPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the viewer's PLI at the publisher", func() bool { return pub.PLIs.Load() > before })
+
+	// A publisher that goes away without DELETE (a closed tab) ends its
+	// session: the stream leaves the live registry, its viewer is ended, and
+	// the open fragment is stored.
+	pub.Drop()
+	s.waitLive(t, "pli", false)
+	select {
+	case <-v.Ended:
+	case <-time.After(10 * time.Second):
+		t.Error("the viewer's session did not end with its publisher")
+	}
+	if n := len(listAll(t, s.videoClients(), "pli", nil)); n == 0 {
+		t.Error("the dropped publisher's open fragment was not stored")
+	}
 }

@@ -133,6 +133,7 @@ type Publisher struct {
 	pc      *webrtc.PeerConnection
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // Publish starts a WHIP publisher; fps is the video's frame rate.
@@ -278,10 +279,18 @@ func (p *Publisher) sendAudio(t *webrtc.TrackLocalStaticSample, file string, sta
 
 // Close ends the WHIP session (DELETE) and the peer.
 func (p *Publisher) Close() {
-	close(p.stop)
-	p.wg.Wait()
+	p.Drop()
 	Delete(p.Session) //nolint:errcheck // the server may be gone
-	p.pc.Close()
+}
+
+// Drop closes the peer without ending the session, like a browser tab that
+// is closed. It may be called before Close.
+func (p *Publisher) Drop() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		p.pc.Close()
+	})
 }
 
 // Viewer plays a stream over WHEP and records what arrives.
