@@ -33,6 +33,8 @@ test-deps:
 	command -v mkvinfo >/dev/null 2>&1 || need="$$need mkvtoolnix"; \
 	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
+	command -v mosquitto >/dev/null 2>&1 || need="$$need mosquitto"; \
+	command -v mosquitto_pub >/dev/null 2>&1 || need="$$need mosquitto-clients"; \
 	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtspclientsink >/dev/null 2>&1 && gst-inspect-1.0 h264parse >/dev/null 2>&1 || \
 	  need="$$need gstreamer1.0-tools gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"; \
 	if [ -n "$$need" ]; then \

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/media"
+	"github.com/streamgate/streamgate/mqtt"
 )
 
 // Every API request passes the authenticator before its operation runs, and
@@ -214,4 +216,68 @@ func loadSessionKey(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("session key: %w", err)
 	}
 	return key, nil
+}
+
+// mqttAuth authenticates MQTT clients with the access keys: the key id as
+// user name and the secret as password, or (mutual TLS) a client
+// certificate whose subject CN names a key. Topics are authorized as AWS IoT
+// does, with iot:Connect on client/<id>, iot:Publish on topic/<topic> and
+// iot:Subscribe on topicfilter/<filter>; policies may use ${iot:ClientId}
+// (also ${clientid}) and ${username}.
+type mqttAuth struct {
+	a               *authenticator
+	region, account string
+}
+
+func (m mqttAuth) arn(kind, name string) string {
+	return "arn:aws:iot:" + m.region + ":" + m.account + ":" + kind + "/" + name
+}
+
+func mqttVars(clientID, keyID string) map[string]string {
+	return map[string]string{"iot:ClientId": clientID, "clientid": clientID, "username": keyID}
+}
+
+func (m mqttAuth) Connect(c mqtt.ConnectRequest) (string, error) {
+	ip, _, _ := net.SplitHostPort(c.Remote)
+	var key auth.Key
+	switch {
+	case c.Username != "":
+		k, ok := m.a.verifier.Keys.Lookup(c.Username)
+		if !ok || subtle.ConstantTimeCompare([]byte(k.Secret), c.Password) != 1 {
+			m.a.failed(ip, "mqtt", c.Username, "bad credentials")
+			return "", errors.New("bad user name or password")
+		}
+		key = k
+	case c.CommonName != "":
+		k, ok := m.a.verifier.Keys.LookupName(c.CommonName)
+		if !ok {
+			m.a.failed(ip, "mqtt-cert", c.CommonName, "no key named by the certificate")
+			return "", fmt.Errorf("no access key is named %q (the client certificate's CN)", c.CommonName)
+		}
+		key = k
+	default:
+		m.a.failed(ip, "mqtt", "", "anonymous")
+		return "", errors.New("anonymous clients are not allowed")
+	}
+	m.a.succeeded(ip)
+	if !key.Policy.AllowsWith("iot:Connect", m.arn("client", c.ClientID), mqttVars(c.ClientID, key.ID)) {
+		return "", fmt.Errorf("access key %s may not connect as client %q", key.ID, c.ClientID)
+	}
+	return key.ID, nil
+}
+
+func (m mqttAuth) Allowed(clientID, keyID, topic string, publish bool) bool {
+	key, ok := m.a.verifier.Keys.Lookup(keyID)
+	if !ok {
+		return false
+	}
+	action, resource := "iot:Subscribe", m.arn("topicfilter", topic)
+	if publish {
+		action, resource = "iot:Publish", m.arn("topic", topic)
+	}
+	if key.Policy.AllowsWith(action, resource, mqttVars(clientID, keyID)) {
+		return true
+	}
+	m.a.log.Info("MQTT access denied", "client", clientID, "access_key", keyID, "action", action, "topic", topic)
+	return false
 }

@@ -18,7 +18,7 @@ type Config struct {
 	DataDir    string `yaml:"data_dir"`
 	HTTPAddr   string `yaml:"http_addr"`
 	RTSPAddr   string `yaml:"rtsp_addr"`   // RTSP publishers, readers (TCP) and pull sources
-	MQTTAddr   string `yaml:"mqtt_addr"`   // reserved for the MQTT broker
+	MQTTAddr   string `yaml:"mqtt_addr"`   // the MQTT broker (TCP); "" turns the broker off, with its other listeners
 	WebRTCAddr string `yaml:"webrtc_addr"` // ICE (UDP and TCP) of WHIP/WHEP sessions
 	LogLevel   string `yaml:"log_level"`
 	// MemoryLimit is the Go runtime's soft memory limit (0: none). The
@@ -45,6 +45,22 @@ type Config struct {
 	Kinesis KinesisConfig `yaml:"kinesis"`
 	Video   VideoConfig   `yaml:"video"`
 	WebRTC  WebRTCConfig  `yaml:"webrtc"`
+	MQTT    MQTTConfig    `yaml:"mqtt"`
+}
+
+// MQTTConfig tunes the embedded broker and where its messages go.
+type MQTTConfig struct {
+	WebSocketAddr string `yaml:"websocket_addr"` // MQTT over WebSocket for browsers
+	TLSAddr       string `yaml:"tls_addr"`       // MQTT over TLS, with the tls section's certificate
+	// ClientCAFile, when set, asks TLS clients for a certificate signed by
+	// these CAs (mutual TLS); its subject CN names the client's access key.
+	ClientCAFile    string   `yaml:"client_ca_file"`
+	MaxPayloadBytes ByteSize `yaml:"max_payload_bytes"`
+	// DefaultStream receives every message (partition key: the topic; data:
+	// the payload), created with DefaultStreamShards when missing; "" turns
+	// the zero-configuration rule off.
+	DefaultStream       string `yaml:"default_stream"`
+	DefaultStreamShards int    `yaml:"default_stream_shards"`
 }
 
 // WebRTCConfig tunes WHIP ingest and WHEP playback (on the HTTP port; ICE
@@ -145,6 +161,8 @@ func DefaultConfig() Config {
 			Sources:                 map[string]media.SourceConfig{},
 		},
 		WebRTC: WebRTCConfig{AdditionalHosts: []string{}, ICEServers: []media.ICEServer{}},
+		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
+			DefaultStream: "mqtt", DefaultStreamShards: 4},
 	}
 }
 
@@ -240,6 +258,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("video.sources.%s.transport %q: want tcp, udp or empty", name, src.Transport))
 		}
 	}
+	if c.MQTT.MaxPayloadBytes < 1 || c.MQTT.MaxPayloadBytes > 128<<20 {
+		errs = append(errs, "mqtt.max_payload_bytes must be between 1 and 128MiB")
+	}
+	if c.MQTT.DefaultStream != "" && (c.MQTT.DefaultStreamShards < 1 || c.MQTT.DefaultStreamShards > 1000) {
+		errs = append(errs, "mqtt.default_stream_shards must be between 1 and 1000")
+	}
 	for i, is := range c.WebRTC.ICEServers {
 		if len(is.URLs) == 0 {
 			errs = append(errs, fmt.Sprintf("webrtc.ice_servers[%d] has no urls", i))
@@ -267,6 +291,12 @@ func (c *Config) listeners() map[string]string {
 	}
 	if c.TLS.CertFile != "" {
 		m["video.rtsps_addr"] = c.Video.RTSPSAddr
+	}
+	if c.MQTTAddr != "" {
+		m["mqtt.websocket_addr"] = c.MQTT.WebSocketAddr
+		if c.TLS.CertFile != "" {
+			m["mqtt.tls_addr"] = c.MQTT.TLSAddr
+		}
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +23,9 @@ import (
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/gateway/kinesis"
 	"github.com/streamgate/streamgate/gateway/kvs"
+	"github.com/streamgate/streamgate/gateway/rules"
 	"github.com/streamgate/streamgate/media"
+	"github.com/streamgate/streamgate/mqtt"
 	"github.com/streamgate/streamgate/streamstore"
 )
 
@@ -41,6 +44,9 @@ type Gateway struct {
 	served     chan error
 
 	media *media.Server // nil when rtsp_addr is empty
+
+	broker   *mqtt.Broker // nil when mqtt_addr is empty
+	appender *rules.Appender
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -113,6 +119,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	})
 	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service(), video.Service())
 	var mediaAuth media.Authenticator
+	var authn *authenticator // nil when auth is off
 	if cfg.Auth == "sigv4" {
 		keys, created, err := auth.OpenStore(cfg.DataDir, log.With("component", "auth"))
 		if err != nil {
@@ -124,6 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			failures: map[string]failure{}, buckets: map[string]*bucket{}}
 		api.Auth = a.authenticate
 		mediaAuth = a.mediaAuth(video.StreamARN)
+		authn = a
 	} else {
 		log.Warn("authentication is off (auth: none): every caller may do anything")
 	}
@@ -165,6 +173,17 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		video.SetLive(g.media)
 	}
 
+	if cfg.MQTTAddr != "" {
+		var ma mqtt.Authenticator
+		if authn != nil {
+			ma = mqttAuth{a: authn, region: cfg.Region, account: cfg.Account}
+		}
+		if err := g.newBroker(tlsConf, ma); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
@@ -202,6 +221,44 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// newBroker prepares the MQTT broker and where its messages go: the
+// default stream (made when missing) through the batching appender.
+func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
+	mc := g.cfg.MQTT
+	if mc.DefaultStream != "" {
+		if _, err := g.store.Stream(mc.DefaultStream); errors.Is(err, streamstore.ErrNotFound) {
+			_, err = g.store.CreateStream(streamstore.StreamConfig{Name: mc.DefaultStream, Shards: mc.DefaultStreamShards})
+			if err != nil && !errors.Is(err, streamstore.ErrExists) {
+				return fmt.Errorf("mqtt default stream: %w", err)
+			}
+			g.log.Info("created the stream MQTT messages go to", "stream", mc.DefaultStream, "shards", mc.DefaultStreamShards)
+		} else if err != nil {
+			return err
+		}
+	}
+	var brokerTLS *tls.Config
+	if tlsConf != nil {
+		brokerTLS = tlsConf.Clone()
+		if mc.ClientCAFile != "" {
+			pem, err := os.ReadFile(mc.ClientCAFile)
+			if err != nil {
+				return fmt.Errorf("mqtt.client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("mqtt.client_ca_file %s: no PEM certificates", mc.ClientCAFile)
+			}
+			brokerTLS.ClientCAs, brokerTLS.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
+	}
+	g.appender = rules.NewAppender(g.store)
+	router := rules.NewRouter(g.appender, mc.DefaultStream, g.log.With("component", "rules"))
+	g.broker = mqtt.New(mqtt.Config{Addr: g.cfg.MQTTAddr, WebSocketAddr: mc.WebSocketAddr, TLSAddr: mc.TLSAddr, TLS: brokerTLS,
+		MaxPayload: int(mc.MaxPayloadBytes), Handler: router.Handle, Auth: ma,
+		Logger: g.log.With("component", "mqtt"), Metrics: g.reg})
+	return nil
+}
+
 // CreatedKey is the admin key made on this start (first start of a data
 // directory), to be shown once; nil otherwise. ProfilePath is the AWS config
 // file written for it.
@@ -225,6 +282,15 @@ func (g *Gateway) Start() error {
 		if a := g.media.WebRTCAddr(); a != nil {
 			g.log.Info("serving WHIP/WHEP on the HTTP port", "ice_addr", a.String())
 		}
+	}
+	if g.broker != nil {
+		if err := g.broker.Start(); err != nil {
+			if g.media != nil {
+				g.media.Close()
+			}
+			return err
+		}
+		g.log.Info("serving MQTT", "addr", g.broker.Addr().String(), "websocket", g.cfg.MQTT.WebSocketAddr, "default_stream", g.cfg.MQTT.DefaultStream)
 	}
 	if g.cfg.HTTPAddr == "" {
 		g.ready.Store(true)
@@ -285,6 +351,22 @@ func (g *Gateway) WebRTCAddr() string {
 	return g.media.WebRTCAddr().String()
 }
 
+// MQTTAddr is the bound MQTT (TCP) address ("" when the broker is off).
+func (g *Gateway) MQTTAddr() string {
+	if g.broker == nil || g.broker.Addr() == nil {
+		return ""
+	}
+	return g.broker.Addr().String()
+}
+
+// MQTTTLSAddr is the bound MQTT-over-TLS address ("" when off).
+func (g *Gateway) MQTTTLSAddr() string {
+	if g.broker == nil || g.broker.TLSAddr() == nil {
+		return ""
+	}
+	return g.broker.TLSAddr().String()
+}
+
 // RTSPSAddr is the bound RTSPS address ("" when RTSPS is off).
 func (g *Gateway) RTSPSAddr() string {
 	if g.media == nil || g.media.TLSAddr() == nil {
@@ -310,6 +392,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		// First, so publishers' open fragments are stored while everything
 		// is up, and live players blocked on a low-latency playlist are let go.
 		g.media.Close()
+	}
+	if g.broker != nil {
+		g.broker.Close()
+		g.appender.Close() // what was queued is appended before the store closes
 	}
 	if g.ln != nil {
 		g.cancelBase() // ends SubscribeToShard streams

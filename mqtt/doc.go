@@ -1,4 +1,5 @@
-// Package mqtt will own the embedded MQTT broker and the bridge to external
-// brokers, handing every message to a callback; it knows nothing of HTTP,
-// streams or rules. (MQTT telemetry is issue 6.)
+// Package mqtt owns the embedded MQTT broker (mochi-mqtt: TCP, TLS and
+// WebSocket listeners) and the bridge to external brokers (paho), handing
+// every message to a Handler whose acknowledgement the broker holds back
+// until the message is durable. It knows nothing of HTTP, streams or rules.
 package mqtt

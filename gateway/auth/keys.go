@@ -158,6 +158,18 @@ func (s *Store) Lookup(id string) (Key, bool) {
 	return k, ok
 }
 
+// LookupName finds a key by its name (a device's certificate names its key).
+func (s *Store) LookupName(name string) (Key, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, k := range s.keys {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
 // Len is the number of keys.
 func (s *Store) Len() int {
 	s.mu.RLock()

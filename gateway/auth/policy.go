@@ -3,6 +3,8 @@ package auth
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -77,9 +79,17 @@ func (p Policy) Validate() error {
 // Allows evaluates the policy for an action ("kinesis:PutRecord") on a
 // resource ARN: allowed when some statement allows it and none denies it.
 func (p Policy) Allows(action, resource string) bool {
+	return p.AllowsWith(action, resource, nil)
+}
+
+// AllowsWith is Allows with policy variables: "${name}" in a Resource
+// stands for vars[name] (such as iot:ClientId), literally: a value with a
+// wildcard character never matches, so a client cannot widen its access
+// by its choice of name. A variable without a value never matches.
+func (p Policy) AllowsWith(action, resource string, vars map[string]string) bool {
 	allowed := false
 	for _, st := range p.Statement {
-		if !anyMatch(st.Action, action, true) || !anyMatch(st.Resource, resource, false) {
+		if !anyMatch(st.Action, action, true) || !anyMatch(substitute(st.Resource, vars), resource, false) {
 			continue
 		}
 		if st.Effect == "Deny" {
@@ -89,6 +99,31 @@ func (p Policy) Allows(action, resource string) bool {
 	}
 	return allowed
 }
+
+// substitute fills policy variables into resource patterns, dropping
+// patterns whose variables have no usable value.
+func substitute(patterns []string, vars map[string]string) []string {
+	if !slices.ContainsFunc(patterns, func(p string) bool { return strings.Contains(p, "${") }) {
+		return patterns
+	}
+	out := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		ok := true
+		p = varPattern.ReplaceAllStringFunc(p, func(v string) string {
+			val, found := vars[v[2:len(v)-1]]
+			if !found || val == "" || strings.ContainsAny(val, "*?") {
+				ok = false
+			}
+			return val
+		})
+		if ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var varPattern = regexp.MustCompile(`\$\{[^}]*\}`)
 
 // anyMatch reports whether one of the patterns matches s. Actions compare
 // case-insensitively, as IAM does; resources case-sensitively.
