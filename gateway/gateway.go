@@ -227,7 +227,8 @@ func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
 	mc := g.cfg.MQTT
 	if mc.DefaultStream != "" {
 		if _, err := g.store.Stream(mc.DefaultStream); errors.Is(err, streamstore.ErrNotFound) {
-			_, err = g.store.CreateStream(streamstore.StreamConfig{Name: mc.DefaultStream, Shards: mc.DefaultStreamShards})
+			_, err = g.store.CreateStream(streamstore.StreamConfig{Name: mc.DefaultStream, Shards: mc.DefaultStreamShards,
+				DiskBudget: int64(g.cfg.Storage.StreamDiskBudgets[mc.DefaultStream])})
 			if err != nil && !errors.Is(err, streamstore.ErrExists) {
 				return fmt.Errorf("mqtt default stream: %w", err)
 			}
