@@ -140,11 +140,18 @@ func (a *ackConn) Write(b []byte) (int, error) {
 			go a.flush()
 		}
 	}
-	for _, pkt := range direct {
-		if len(pkt) == 0 {
-			continue
+	var out []byte
+	switch len(direct) {
+	case 0:
+	case 1:
+		out = direct[0]
+	default:
+		for _, pkt := range direct {
+			out = append(out, pkt...)
 		}
-		if _, err := a.Conn.Write(pkt); err != nil {
+	}
+	if len(out) > 0 {
+		if _, err := a.Conn.Write(out); err != nil {
 			a.err = err
 			return 0, err
 		}
@@ -152,9 +159,11 @@ func (a *ackConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// flush writes the held packets in order as their acks resolve; it ends
-// when the queue is empty (no goroutine per idle connection).
+// flush writes the held packets in order as their acks resolve, every
+// resolved run in one write (a group commit resolves many acks at once);
+// it ends when the queue is empty (no goroutine per idle connection).
 func (a *ackConn) flush() {
+	var buf []byte
 	for {
 		a.mu.Lock()
 		if len(a.queue) == 0 || a.err != nil {
@@ -168,14 +177,29 @@ func (a *ackConn) flush() {
 		a.mu.Unlock()
 		if head.ack != nil {
 			<-head.ack.done
-			head.b = ackBytes(head.b, head.ack)
 		}
+		// Take the run of packets whose acks are resolved.
+		a.mu.Lock()
+		n := 0
+		buf = buf[:0]
+		for _, p := range a.queue {
+			if p.ack != nil && !p.ack.resolved() {
+				break
+			}
+			if p.ack != nil {
+				p.b = ackBytes(p.b, p.ack)
+			}
+			buf = append(buf, p.b...)
+			n++
+		}
+		a.mu.Unlock()
 		var err error
-		if len(head.b) > 0 {
-			_, err = a.Conn.Write(head.b)
+		if len(buf) > 0 {
+			_, err = a.Conn.Write(buf)
 		}
 		a.mu.Lock()
-		a.queue = a.queue[1:]
+		clear(a.queue[:n])
+		a.queue = a.queue[n:]
 		if err != nil {
 			a.err = err
 		}

@@ -112,7 +112,7 @@ func New(cfg Config) *Broker {
 	// The payload limit plus the largest topic and properties.
 	caps.MaximumPacketSize = uint32(cfg.MaxPayload) + 70_000
 	server := mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: cfg.Logger,
-		ClientNetReadBufferSize: 1024, ClientNetWriteBufferSize: 1024})
+		ClientNetReadBufferSize: 4096, ClientNetWriteBufferSize: 1024})
 	b := &Broker{cfg: cfg, server: server, log: cfg.Logger}
 	b.m = &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_mqtt_messages_received_total",

@@ -11,14 +11,16 @@ import (
 )
 
 // Appender writes records to streams in batches. Callers hand over one
-// record and a callback; one goroutine per stream appends whatever arrived
-// while its previous batch was being made durable, so one group commit
-// acknowledges the messages of many connections at once.
+// record and a callback; a few goroutines per stream each append whatever
+// arrived while their previous batch was being made durable, so one group
+// commit acknowledges the messages of many connections at once. Records
+// are spread over the goroutines by partition key: records of one key keep
+// their order, and the goroutines share the CPU work and overlap fsyncs.
 type Appender struct {
 	store *streamstore.Store
 
 	mu      sync.Mutex
-	streams map[string]chan pendingRecord
+	streams map[string][]chan pendingRecord
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -31,13 +33,15 @@ type pendingRecord struct {
 // Batching bounds: a full queue holds up the callers (back-pressure to the
 // publishing clients), never drops.
 const (
-	appendQueue = 16384
+	appendQueue = 8192
 	maxBatch    = 4096
+	// appendWorkers per stream: enough to keep two cores and a disk busy.
+	appendWorkers = 4
 )
 
 // NewAppender returns an appender over the store.
 func NewAppender(store *streamstore.Store) *Appender {
-	return &Appender{store: store, streams: map[string]chan pendingRecord{}}
+	return &Appender{store: store, streams: map[string][]chan pendingRecord{}}
 }
 
 // Append queues a record for a stream; done is called with nil once it is
@@ -50,18 +54,22 @@ func (a *Appender) Append(stream string, e streamstore.Entry, done func(error)) 
 		done(streamstore.ErrClosed)
 		return
 	}
-	ch := a.streams[stream]
-	if ch == nil {
-		ch = make(chan pendingRecord, appendQueue)
-		a.streams[stream] = ch
-		a.wg.Add(1)
-		go a.run(stream, ch)
+	workers := a.streams[stream]
+	if workers == nil {
+		for range appendWorkers {
+			ch := make(chan pendingRecord, appendQueue)
+			workers = append(workers, ch)
+			a.wg.Add(1)
+			go a.run(stream, ch)
+		}
+		a.streams[stream] = workers
 	}
 	a.mu.Unlock()
-	ch <- pendingRecord{e: e, done: done}
+	workers[keyHash(e.PartitionKey)%appendWorkers] <- pendingRecord{e: e, done: done}
 }
 
-// run appends a stream's records in arrival order, a batch at a time.
+// run appends its share of a stream's records in arrival order, a batch at
+// a time.
 func (a *Appender) run(stream string, ch chan pendingRecord) {
 	defer a.wg.Done()
 	batch := make([]pendingRecord, 0, maxBatch)
@@ -96,6 +104,15 @@ func (a *Appender) run(stream string, ch chan pendingRecord) {
 	}
 }
 
+// keyHash is FNV-1a: cheap, and the same key always picks the same worker.
+func keyHash(key string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return h
+}
+
 // refusal maps a store error to what a publisher is told.
 func refusal(err error) error {
 	if errors.Is(err, streamstore.ErrNoSpace) || errors.Is(err, streamstore.ErrLimit) {
@@ -112,8 +129,10 @@ func (a *Appender) Close() {
 		return
 	}
 	a.closed = true
-	for _, ch := range a.streams {
-		close(ch)
+	for _, workers := range a.streams {
+		for _, ch := range workers {
+			close(ch)
+		}
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
