@@ -2,11 +2,21 @@ package gateway_test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
 // startMQTTServer is a server with the broker on a loopback port (TCP only).
@@ -349,5 +360,99 @@ func TestMQTTBadInput(t *testing.T) {
 	// Everyone else was served throughout.
 	if tok := good.Publish("t/ok", 0, false, "still here"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !good.IsConnected() {
 		t.Errorf("the well-behaved client was affected: %v", tok.Error())
+	}
+}
+
+// issueClient makes a client certificate with the given common name.
+func (ca *testCA) issueClient(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func freeTCPAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// MQTT over TLS with a password or with a client certificate whose CN
+// names an access key (mutual TLS), and MQTT over WebSocket.
+func TestMQTTOverTLSMutualTLSAndWebSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, ca.pem, 0o644)
+	ca.issue(t, 100, certFile, keyFile)
+	wsAddr := freeTCPAddr(t)
+	s := startMQTTServer(t, func(c *gateway.Config) {
+		c.TLS = gateway.TLSConfig{CertFile: certFile, KeyFile: keyFile}
+		c.MQTT.TLSAddr, c.MQTT.ClientCAFile, c.MQTT.WebSocketAddr = "127.0.0.1:0", caFile, wsAddr
+	})
+	s.addKey(t, "sensor-42", `{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}`)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	connect := func(url, clientID, user, pass string, certs []tls.Certificate) (paho.Client, error) {
+		opts := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
+			SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: certs}).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		c := paho.NewClient(opts)
+		tok := c.Connect()
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return nil, fmt.Errorf("connect %s: %v", url, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(100) })
+		return c, nil
+	}
+	publish := func(c paho.Client, payload string) {
+		t.Helper()
+		if tok := c.Publish("fleet/"+payload, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", payload, tok.Error())
+		}
+	}
+	tlsURL := "ssl://" + s.gw.MQTTTLSAddr()
+	c, err := connect(tlsURL, "pw", s.key.ID, s.key.Secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(c, "over-tls")
+	c, err = connect(tlsURL, "sensor-42", "", "", []tls.Certificate{ca.issueClient(t, "sensor-42")})
+	if err != nil {
+		t.Fatalf("mutual TLS: %v", err)
+	}
+	publish(c, "over-mtls")
+	if _, err := connect(tlsURL, "stranger", "", "", []tls.Certificate{ca.issueClient(t, "nobody")}); err == nil {
+		t.Error("a certificate naming no access key was accepted")
+	}
+	if _, err := connect(tlsURL, "anon", "", "", nil); err == nil {
+		t.Error("a TLS client with neither certificate nor password was accepted")
+	}
+	c, err = connect("ws://"+wsAddr, "browser", s.key.ID, s.key.Secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(c, "over-websocket")
+	s.endpoint = strings.Replace(s.endpoint, "http://", "https://", 1)
+	k := s.client(func(o *kinesis.Options) {
+		o.HTTPClient = awsapi.SDKHTTPClient(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})
+	})
+	got := map[string]bool{}
+	for _, r := range drain(t, k, "mqtt") {
+		got[r.data] = true
+	}
+	for _, want := range []string{"over-tls", "over-mtls", "over-websocket"} {
+		if !got[want] {
+			t.Errorf("message %q is not in the stream (have %v)", want, got)
+		}
 	}
 }

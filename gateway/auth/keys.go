@@ -137,8 +137,29 @@ func OpenStore(dataDir string, log *slog.Logger) (*Store, *Key, error) {
 // Lookup finds a key by id. An unknown id rereads the file (at most every
 // 200 ms), so a key made by `streamgate keys create` works at once.
 func (s *Store) Lookup(id string) (Key, bool) {
+	return s.find(func(keys map[string]Key) (Key, bool) {
+		k, ok := keys[id]
+		return k, ok
+	})
+}
+
+// LookupName finds a key by its name (a device's certificate names its
+// key), rereading the file like Lookup.
+func (s *Store) LookupName(name string) (Key, bool) {
+	return s.find(func(keys map[string]Key) (Key, bool) {
+		for _, k := range keys {
+			if k.Name == name {
+				return k, true
+			}
+		}
+		return Key{}, false
+	})
+}
+
+// find looks a key up, and again after rereading the file on a miss.
+func (s *Store) find(match func(map[string]Key) (Key, bool)) (Key, bool) {
 	s.mu.RLock()
-	k, ok := s.keys[id]
+	k, ok := match(s.keys)
 	s.mu.RUnlock()
 	if ok {
 		return k, true
@@ -154,20 +175,7 @@ func (s *Store) Lookup(id string) (Key, bool) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	k, ok = s.keys[id]
-	return k, ok
-}
-
-// LookupName finds a key by its name (a device's certificate names its key).
-func (s *Store) LookupName(name string) (Key, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, k := range s.keys {
-		if k.Name == name {
-			return k, true
-		}
-	}
-	return Key{}, false
+	return match(s.keys)
 }
 
 // Len is the number of keys.
