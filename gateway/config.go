@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamgate/streamgate/media"
+	"github.com/streamgate/streamgate/mqtt"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -61,6 +62,9 @@ type MQTTConfig struct {
 	// the zero-configuration rule off.
 	DefaultStream       string `yaml:"default_stream"`
 	DefaultStreamShards int    `yaml:"default_stream_shards"`
+	// Bridges subscribe to external brokers (persistent sessions), feeding
+	// their messages to the same rules and to local subscribers.
+	Bridges map[string]mqtt.BridgeConfig `yaml:"bridges"`
 }
 
 // WebRTCConfig tunes WHIP ingest and WHEP playback (on the HTTP port; ICE
@@ -162,7 +166,7 @@ func DefaultConfig() Config {
 		},
 		WebRTC: WebRTCConfig{AdditionalHosts: []string{}, ICEServers: []media.ICEServer{}},
 		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
-			DefaultStream: "mqtt", DefaultStreamShards: 4},
+			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{}},
 	}
 }
 
@@ -263,6 +267,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.DefaultStream != "" && (c.MQTT.DefaultStreamShards < 1 || c.MQTT.DefaultStreamShards > 1000) {
 		errs = append(errs, "mqtt.default_stream_shards must be between 1 and 1000")
+	}
+	for name, b := range c.MQTT.Bridges {
+		if !strings.Contains(b.URL, "://") || len(b.Topics) == 0 || b.QoS > 2 {
+			errs = append(errs, fmt.Sprintf("mqtt.bridges.%s: want url (tcp://, ssl:// or ws://), topics and qos 0-2", name))
+		}
 	}
 	for i, is := range c.WebRTC.ICEServers {
 		if len(is.URLs) == 0 {

@@ -255,7 +255,7 @@ func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
 	g.appender = rules.NewAppender(g.store)
 	router := rules.NewRouter(g.appender, mc.DefaultStream, g.log.With("component", "rules"))
 	g.broker = mqtt.New(mqtt.Config{Addr: g.cfg.MQTTAddr, WebSocketAddr: mc.WebSocketAddr, TLSAddr: mc.TLSAddr, TLS: brokerTLS,
-		MaxPayload: int(mc.MaxPayloadBytes), Handler: router.Handle, Auth: ma,
+		MaxPayload: int(mc.MaxPayloadBytes), Handler: router.Handle, Auth: ma, Bridges: mc.Bridges,
 		Logger: g.log.With("component", "mqtt"), Metrics: g.reg})
 	return nil
 }

@@ -84,6 +84,28 @@ func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger
 	return s
 }
 
+// readAdminKey is the first key of the server's key file.
+func (s *server) readAdminKey(t testing.TB) auth.Key {
+	t.Helper()
+	keys, err := auth.LoadKeys(auth.KeysPath(s.dataDir))
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no admin key: %v", err)
+	}
+	return keys[0]
+}
+
+// metrics is the server's Prometheus text.
+func (s *server) metrics(t testing.TB) string {
+	t.Helper()
+	res, err := http.Get(s.endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
 // addKey adds an access key with an IAM-style policy to the server's key
 // store (picked up at once) and returns it.
 func (s *server) addKey(t testing.TB, name, policyJSON string) auth.Key {

@@ -27,7 +27,9 @@ type Config struct {
 	// Handler receives every published message.
 	Handler Handler
 	// Auth decides who may connect, publish and subscribe; nil allows all.
-	Auth    Authenticator
+	Auth Authenticator
+	// Bridges are external brokers whose topics are taken in, by name.
+	Bridges map[string]BridgeConfig
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer
 }
@@ -80,12 +82,14 @@ type ConnectRequest struct {
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	cfg    Config
-	server *mochi.Server
-	tcp    net.Listener
-	tlsLn  net.Listener
-	log    *slog.Logger
-	m      *metrics
+	cfg     Config
+	server  *mochi.Server
+	tcp     net.Listener
+	tlsLn   net.Listener
+	log     *slog.Logger
+	m       *metrics
+	bm      *bridgeMetrics
+	bridges []*bridge
 }
 
 type metrics struct {
@@ -113,7 +117,7 @@ func New(cfg Config) *Broker {
 	caps.MaximumPacketSize = uint32(cfg.MaxPayload) + 70_000
 	server := mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: cfg.Logger,
 		ClientNetReadBufferSize: 4096, ClientNetWriteBufferSize: 1024})
-	b := &Broker{cfg: cfg, server: server, log: cfg.Logger}
+	b := &Broker{cfg: cfg, server: server, log: cfg.Logger, bm: newBridgeMetrics(cfg.Metrics)}
 	b.m = &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_mqtt_messages_received_total",
 			Help: "PUBLISH packets received by the broker, by QoS."}, []string{"qos"}),
@@ -165,7 +169,18 @@ func (b *Broker) Start() error {
 			return fmt.Errorf("mqtt websocket: %w", err)
 		}
 	}
-	return b.server.Serve()
+	if err := b.server.Serve(); err != nil {
+		return err
+	}
+	for name, bc := range b.cfg.Bridges {
+		br, err := b.startBridge(name, bc)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		b.bridges = append(b.bridges, br)
+	}
+	return nil
 }
 
 func (b *Broker) closeListeners() {
@@ -193,8 +208,13 @@ func (b *Broker) TLSAddr() net.Addr {
 	return b.tlsLn.Addr()
 }
 
-// Close disconnects every client and stops listening.
-func (b *Broker) Close() error { return b.server.Close() }
+// Close ends the bridges, disconnects every client and stops listening.
+func (b *Broker) Close() error {
+	for _, br := range b.bridges {
+		br.close()
+	}
+	return b.server.Close()
+}
 
 // Publish sends a message to the broker's subscribers as the gateway
 // (downlink and republish rules).
