@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamgate/streamgate/gateway/rules"
 	"github.com/streamgate/streamgate/media"
 	"github.com/streamgate/streamgate/mqtt"
 	"go.yaml.in/yaml/v3"
@@ -65,6 +66,9 @@ type MQTTConfig struct {
 	// Bridges subscribe to external brokers (persistent sessions), feeding
 	// their messages to the same rules and to local subscribers.
 	Bridges map[string]mqtt.BridgeConfig `yaml:"bridges"`
+	// Rules are AWS IoT Core topic rules by name (more can be made with the
+	// IoT API: aws iot create-topic-rule).
+	Rules map[string]rules.Rule `yaml:"rules"`
 }
 
 // WebRTCConfig tunes WHIP ingest and WHEP playback (on the HTTP port; ICE
@@ -166,7 +170,8 @@ func DefaultConfig() Config {
 		},
 		WebRTC: WebRTCConfig{AdditionalHosts: []string{}, ICEServers: []media.ICEServer{}},
 		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
-			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{}},
+			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{},
+			Rules: map[string]rules.Rule{}},
 	}
 }
 

@@ -47,6 +47,7 @@ type Gateway struct {
 
 	broker   *mqtt.Broker // nil when mqtt_addr is empty
 	appender *rules.Appender
+	rules    *rules.Router
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -117,7 +118,15 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		StreamFragmentDurations: cfg.Video.StreamFragmentDurations, MaxFragmentBytes: int(cfg.Video.MaxFragmentBytes),
 		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
 	})
-	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), kinesis.New(store, kopts).Service(), video.Service())
+	services := []*awsapi.Service{kinesis.New(store, kopts).Service(), video.Service()}
+	if cfg.MQTTAddr != "" {
+		if err := g.newRules(); err != nil {
+			store.Close()
+			return nil, err
+		}
+		services = append(services, g.rules.Service())
+	}
+	api := awsapi.NewMux(log, int64(cfg.Kinesis.MaxRequestBytes), int64(cfg.Kinesis.MaxInflightBytes), services...)
 	var mediaAuth media.Authenticator
 	var authn *authenticator // nil when auth is off
 	if cfg.Auth == "sigv4" {
@@ -221,9 +230,9 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// newBroker prepares the MQTT broker and where its messages go: the
-// default stream (made when missing) through the batching appender.
-func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
+// newRules prepares where MQTT messages go: the topic rules and the default
+// stream (made when missing), through the batching appender.
+func (g *Gateway) newRules() error {
 	mc := g.cfg.MQTT
 	if mc.DefaultStream != "" {
 		if _, err := g.store.Stream(mc.DefaultStream); errors.Is(err, streamstore.ErrNotFound) {
@@ -237,6 +246,19 @@ func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
 			return err
 		}
 	}
+	g.appender = rules.NewAppender(g.store)
+	var err error
+	g.rules, err = rules.NewRouter(g.appender, g.store, mc.Rules, rules.Options{DefaultStream: mc.DefaultStream,
+		Region: g.cfg.Region, Account: g.cfg.Account, Logger: g.log.With("component", "rules"), Metrics: g.reg})
+	if err != nil {
+		g.appender.Close()
+	}
+	return err
+}
+
+// newBroker prepares the MQTT broker, handing messages to the rules.
+func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
+	mc := g.cfg.MQTT
 	var brokerTLS *tls.Config
 	if tlsConf != nil {
 		brokerTLS = tlsConf.Clone()
@@ -252,11 +274,10 @@ func (g *Gateway) newBroker(tlsConf *tls.Config, ma mqtt.Authenticator) error {
 			brokerTLS.ClientCAs, brokerTLS.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
 	}
-	g.appender = rules.NewAppender(g.store)
-	router := rules.NewRouter(g.appender, mc.DefaultStream, g.log.With("component", "rules"))
 	g.broker = mqtt.New(mqtt.Config{Addr: g.cfg.MQTTAddr, WebSocketAddr: mc.WebSocketAddr, TLSAddr: mc.TLSAddr, TLS: brokerTLS,
-		MaxPayload: int(mc.MaxPayloadBytes), Handler: router.Handle, Auth: ma, Bridges: mc.Bridges,
+		MaxPayload: int(mc.MaxPayloadBytes), Handler: g.rules.Handle, Auth: ma, Bridges: mc.Bridges,
 		Logger: g.log.With("component", "mqtt"), Metrics: g.reg})
+	g.rules.SetPublisher(g.broker)
 	return nil
 }
 

@@ -110,6 +110,7 @@ func cloneMap(m map[string]string) map[string]string {
 var (
 	bucketStreams     = []byte("streams")
 	bucketCheckpoints = []byte("checkpoints")
+	bucketDocuments   = []byte("documents")
 )
 
 // metaDB is the metadata store: streams and checkpoints in bbolt, encoded
@@ -122,7 +123,7 @@ func openMeta(path string) (*metaDB, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketStreams, bucketCheckpoints} {
+		for _, b := range [][]byte{bucketStreams, bucketCheckpoints, bucketDocuments} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

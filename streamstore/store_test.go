@@ -490,3 +490,33 @@ func TestLargeRecordsReadBackAndSeekOver(t *testing.T) {
 		t.Fatalf("seek to the large record: %d %v, want %d", i, err, recs[1].Seq.Index)
 	}
 }
+
+func TestDocumentsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.PutDocument("rule", "a", []byte("1"))
+	s.PutDocument("rule", "b", []byte("2"))
+	s.PutDocument("other", "a", []byte("x"))
+	if err := s.DeleteDocument("rule", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDocument("rule", "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting twice: %v", err)
+	}
+	s.Close()
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	docs, _ := s.Documents("rule")
+	if len(docs) != 1 || string(docs["a"]) != "1" {
+		t.Fatalf("documents after reopen: %v", docs)
+	}
+	if _, err := s.Document("rule", "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted document: %v", err)
+	}
+}

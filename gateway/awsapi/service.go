@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type Request struct {
 	// Principal is the authenticated caller; nil when authentication is off.
 	Principal Principal
 	Service   *Service // set by the mux
+	// PathParams are the {name} segments of a Routes pattern.
+	PathParams map[string]string
 }
 
 // Principal is an authenticated caller and what its policy allows.
@@ -127,6 +130,10 @@ type Service struct {
 	Prefix string
 	// Paths, for a REST-JSON service, maps request paths to operation names.
 	Paths map[string]string
+	// Routes, for a REST-JSON service with methods and path parameters
+	// (AWS IoT's API), maps "METHOD /rules/{ruleName}" patterns to operation
+	// names; the parameters are in Request.PathParams.
+	Routes map[string]string
 	// SigningName is the SigV4 service name ("kinesis"); Action prefixes
 	// IAM actions ("kinesis:PutRecord").
 	SigningName, Action string
@@ -145,6 +152,7 @@ type Mux struct {
 	BodyTimeout time.Duration
 	services    map[string]*Service
 	paths       map[string]route // REST-JSON operations by path
+	routes      []patternRoute   // REST-JSON operations by method and path pattern
 	maxBody     int64
 	inflight    *semaphore.Weighted // request body bytes being handled
 	log         *slog.Logger
@@ -158,6 +166,13 @@ func NewMux(log *slog.Logger, maxBody, maxInflight int64, services ...*Service) 
 		BodyTimeout: 60 * time.Second}
 	m.paths = map[string]route{}
 	for _, s := range services {
+		for pattern, op := range s.Routes {
+			method, path, _ := strings.Cut(pattern, " ")
+			m.routes = append(m.routes, patternRoute{route{s, op}, method, strings.Split(strings.Trim(path, "/"), "/")})
+		}
+		if s.Routes != nil {
+			continue
+		}
 		if s.Paths != nil {
 			for path, op := range s.Paths {
 				m.paths[path] = route{s, op}
@@ -174,9 +189,47 @@ type route struct {
 	op  string
 }
 
+type patternRoute struct {
+	route
+	method   string
+	segments []string // "{name}" segments are parameters
+}
+
+// match finds the route of a method and path, with its parameters.
+func (m *Mux) match(method, path string) (route, map[string]string, bool) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for _, pr := range m.routes {
+		if pr.method != method || len(pr.segments) != len(segs) {
+			continue
+		}
+		params := map[string]string{}
+		ok := true
+		for i, s := range pr.segments {
+			if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") && segs[i] != "" {
+				v, err := url.PathUnescape(segs[i])
+				if err != nil {
+					ok = false
+					break
+				}
+				params[s[1:len(s)-1]] = v
+			} else if s != segs[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return pr.route, params, true
+		}
+	}
+	return route{}, nil, false
+}
+
 // Handles reports whether the request is addressed to one of the services.
 func (m *Mux) Handles(r *http.Request) bool {
 	if _, ok := m.paths[r.URL.Path]; ok {
+		return true
+	}
+	if _, _, ok := m.match(r.Method, r.URL.Path); ok {
 		return true
 	}
 	prefix, _, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
@@ -202,7 +255,11 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt, ok := m.paths[r.URL.Path]; ok && svc == nil {
 		svc, op, req.REST, req.CBOR = rt.svc, rt.op, true, false
 	}
-	if r.Method != http.MethodPost {
+	routed := false
+	if rt, params, ok := m.match(r.Method, r.URL.Path); ok && svc == nil {
+		svc, op, req.REST, req.CBOR, req.PathParams, routed = rt.svc, rt.op, true, false, params, true
+	}
+	if r.Method != http.MethodPost && !routed {
 		m.writeError(req, Errorf(CodeUnknownOperation, "Operations are invoked with POST"))
 		return
 	}

@@ -1,0 +1,139 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/streamgate/streamgate/gateway"
+)
+
+// Topic rules made with `aws iot create-topic-rule`: SQL selects hot
+// readings with nested fields and functions into a stream keyed by a
+// template that uses an AS alias, and republishes them; a payload that is
+// not JSON fails the rule's partition key (logged, counted, sent to the
+// errorAction's stream) while the broker keeps serving; a bad topic filter
+// is refused with the SQL's position.
+func TestMQTTTopicRulesWithTheAWSCLI(t *testing.T) {
+	t.Parallel()
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
+	}
+	s := startMQTTServer(t, func(c *gateway.Config) { c.MQTT.DefaultStream = "" })
+	k := s.client()
+	createStream(t, k, "alerts", 2)
+	createStream(t, k, "rule-errors", 1)
+	cli := awsCLI(t, awsBin, s)
+	payload, _ := json.Marshal(map[string]any{
+		"sql":              "SELECT reading.temp AS temp, topic(2) AS device, upper(site) AS site FROM 'fleet/+/telemetry' WHERE reading.temp > 30",
+		"awsIotSqlVersion": "2016-03-23",
+		"actions": []any{
+			map[string]any{"kinesis": map[string]any{"streamName": "alerts", "partitionKey": "${device}-${site}", "roleArn": "arn:aws:iam::000000000000:role/x"}},
+			map[string]any{"republish": map[string]any{"topic": "alerts/${device}", "qos": 1, "roleArn": "arn:aws:iam::000000000000:role/x"}},
+		},
+		"errorAction": map[string]any{"kinesis": map[string]any{"streamName": "rule-errors", "roleArn": "arn:aws:iam::000000000000:role/x"}},
+	})
+	cli("iot", "create-topic-rule", "--rule-name", "hot", "--topic-rule-payload", string(payload))
+	got := cli("iot", "get-topic-rule", "--rule-name", "hot")
+	if rule, _ := got["rule"].(map[string]any); rule["sql"] == nil || !strings.HasSuffix(fmt.Sprint(got["ruleArn"]), ":rule/hot") {
+		t.Fatalf("get-topic-rule: %v", got)
+	}
+	if list := cli("iot", "list-topic-rules"); !strings.Contains(fmt.Sprint(list["rules"]), "fleet/+/telemetry") {
+		t.Fatalf("list-topic-rules: %v", list)
+	}
+	// A topic filter with a wildcard inside a level is refused, with its position.
+	bad, _ := json.Marshal(map[string]any{"sql": "SELECT * FROM 'fleet/a+/x'", "actions": []any{map[string]any{"republish": map[string]any{"topic": "x", "roleArn": "arn:aws:iam::000000000000:role/x"}}}})
+	cmd := exec.Command(awsBin, "--endpoint-url", s.endpoint, "iot", "create-topic-rule", "--rule-name", "bad", "--topic-rule-payload", string(bad))
+	cmd.Env = clientEnv(t, s)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "SqlParseException") {
+		t.Errorf("a bad topic filter: %v %s", err, out)
+	}
+	cmd = exec.Command(awsBin, "--endpoint-url", s.endpoint, "iot", "create-topic-rule", "--rule-name", "bad",
+		"--topic-rule-payload", `{"sql": "SELECT temp FROM WHERE", "actions": [{"republish": {"topic": "x", "roleArn": "arn:aws:iam::000000000000:role/x"}}]}`)
+	cmd.Env = clientEnv(t, s)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "line 1, column 18") {
+		t.Errorf("bad SQL: %v %s", err, out)
+	}
+
+	sub, err := mqttClient(t, s, "ops", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var alerts []string
+	if tok := sub.Subscribe("alerts/+", 1, func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		alerts = append(alerts, m.Topic()+" "+string(m.Payload()))
+		mu.Unlock()
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	dev, err := mqttClient(t, s, "dev", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, temp := range []float64{20, 35.5, 31, 12} {
+		body := fmt.Sprintf(`{"reading": {"temp": %v, "hum": 40}, "site": "north", "seq": %d}`, temp, i)
+		if tok := dev.Publish(fmt.Sprintf("fleet/pump%d/telemetry", i), 1, false, body); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	// Not JSON, so ${device} is fine but reading.temp is undefined: WHERE is
+	// false and nothing happens; a rule keyed by a JSON field fails instead.
+	keyed, _ := json.Marshal(map[string]any{"sql": "SELECT * FROM 'raw/#'",
+		"actions":     []any{map[string]any{"kinesis": map[string]any{"streamName": "alerts", "partitionKey": "${serial}", "roleArn": "arn:aws:iam::000000000000:role/x"}}},
+		"errorAction": map[string]any{"kinesis": map[string]any{"streamName": "rule-errors", "roleArn": "arn:aws:iam::000000000000:role/x"}}})
+	cli("iot", "create-topic-rule", "--rule-name", "raw", "--topic-rule-payload", string(keyed))
+	if tok := dev.Publish("raw/bytes", 1, false, []byte{0xde, 0xad, 0xbe, 0xef}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("a message whose rule fails must still be acknowledged: %v", tok.Error())
+	}
+
+	var recs []record
+	waitFor(t, 10*time.Second, "the two hot readings in stream alerts", func() bool { recs = drain(t, k, "alerts"); return len(recs) >= 2 })
+	want := map[string]string{"pump1-NORTH": `{"device":"pump1","site":"NORTH","temp":35.5}`, "pump2-NORTH": `{"device":"pump2","site":"NORTH","temp":31}`}
+	if len(recs) != 2 {
+		t.Fatalf("alerts has %v", recs)
+	}
+	for _, r := range recs {
+		if want[r.key] != r.data {
+			t.Errorf("alert record key %q data %s, want %s", r.key, r.data, want[r.key])
+		}
+	}
+	waitFor(t, 5*time.Second, "two republished alerts", func() bool { mu.Lock(); defer mu.Unlock(); return len(alerts) == 2 })
+	mu.Lock()
+	if !strings.HasPrefix(strings.Join(alerts, ";"), "alerts/pump1 ") {
+		t.Errorf("republished: %v", alerts)
+	}
+	mu.Unlock()
+	var errs []record
+	waitFor(t, 5*time.Second, "the raw rule's failure in rule-errors", func() bool { errs = drain(t, k, "rule-errors"); return len(errs) == 1 })
+	var doc map[string]any
+	json.Unmarshal([]byte(errs[0].data), &doc)
+	if doc["ruleName"] != "raw" || doc["topic"] != "raw/bytes" || doc["base64OriginalPayload"] != "3q2+7w==" || !strings.Contains(fmt.Sprint(doc["failures"]), "KinesisAction") {
+		t.Errorf("error action document: %s", errs[0].data)
+	}
+	if m := s.metrics(t); !strings.Contains(m, `streamgate_mqtt_rule_errors_total{rule="raw"} 1`) || !strings.Contains(m, `streamgate_mqtt_rule_messages_total{rule="hot"} 2`) {
+		t.Errorf("rule metrics missing:\n%s", grepLines(m, "streamgate_mqtt_rule"))
+	}
+	cli("iot", "disable-topic-rule", "--rule-name", "hot")
+	cli("iot", "delete-topic-rule", "--rule-name", "raw")
+	if list := cli("iot", "list-topic-rules"); strings.Contains(fmt.Sprint(list), "raw") || !strings.Contains(fmt.Sprint(list), "ruleDisabled:true") {
+		t.Errorf("after disable and delete: %v", list)
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
