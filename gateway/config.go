@@ -69,6 +69,8 @@ type MQTTConfig struct {
 	// Rules are AWS IoT Core topic rules by name (more can be made with the
 	// IoT API: aws iot create-topic-rule).
 	Rules map[string]rules.Rule `yaml:"rules"`
+	// Downlinks publish the records of a stream to MQTT topics.
+	Downlinks map[string]rules.DownlinkConfig `yaml:"downlinks"`
 }
 
 // WebRTCConfig tunes WHIP ingest and WHEP playback (on the HTTP port; ICE
@@ -171,7 +173,7 @@ func DefaultConfig() Config {
 		WebRTC: WebRTCConfig{AdditionalHosts: []string{}, ICEServers: []media.ICEServer{}},
 		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
 			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{},
-			Rules: map[string]rules.Rule{}},
+			Rules: map[string]rules.Rule{}, Downlinks: map[string]rules.DownlinkConfig{}},
 	}
 }
 
@@ -276,6 +278,11 @@ func (c *Config) Validate() error {
 	for name, b := range c.MQTT.Bridges {
 		if !strings.Contains(b.URL, "://") || len(b.Topics) == 0 || b.QoS > 2 {
 			errs = append(errs, fmt.Sprintf("mqtt.bridges.%s: want url (tcp://, ssl:// or ws://), topics and qos 0-2", name))
+		}
+	}
+	for name, d := range c.MQTT.Downlinks {
+		if err := rules.ValidateDownlink(d); err != nil {
+			errs = append(errs, fmt.Sprintf("mqtt.downlinks.%s: %v", name, err))
 		}
 	}
 	for i, is := range c.WebRTC.ICEServers {

@@ -45,9 +45,10 @@ type Gateway struct {
 
 	media *media.Server // nil when rtsp_addr is empty
 
-	broker   *mqtt.Broker // nil when mqtt_addr is empty
-	appender *rules.Appender
-	rules    *rules.Router
+	broker    *mqtt.Broker // nil when mqtt_addr is empty
+	appender  *rules.Appender
+	rules     *rules.Router
+	downlinks *rules.Downlinks
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -313,6 +314,15 @@ func (g *Gateway) Start() error {
 			return err
 		}
 		g.log.Info("serving MQTT", "addr", g.broker.Addr().String(), "websocket", g.cfg.MQTT.WebSocketAddr, "default_stream", g.cfg.MQTT.DefaultStream)
+		dl, err := rules.StartDownlinks(g.store, g.broker, g.cfg.MQTT.Downlinks, g.log.With("component", "downlink"), g.reg)
+		if err != nil {
+			g.broker.Close()
+			if g.media != nil {
+				g.media.Close()
+			}
+			return err
+		}
+		g.downlinks = dl
 	}
 	if g.cfg.HTTPAddr == "" {
 		g.ready.Store(true)
@@ -416,6 +426,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.media.Close()
 	}
 	if g.broker != nil {
+		if g.downlinks != nil {
+			g.downlinks.Close()
+		}
 		g.broker.Close()
 		g.appender.Close() // what was queued is appended before the store closes
 	}

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/rules"
 )
 
 // Topic rules made with `aws iot create-topic-rule`: SQL selects hot
@@ -136,4 +139,37 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A downlink publishes a stream's records to per-device command topics.
+func TestMQTTDownlinkFromAStream(t *testing.T) {
+	t.Parallel()
+	s := startMQTTServer(t, func(c *gateway.Config) {
+		c.MQTT.Downlinks = map[string]rules.DownlinkConfig{"cmd": {Stream: "commands", Topic: "devices/${partitionKey()}/${kind}", QoS: 1, Start: "trim_horizon"}}
+	})
+	k := s.client()
+	createStream(t, k, "commands", 2)
+	dev, err := mqttClient(t, s, "dev7", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	if tok := dev.Subscribe("devices/dev7/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	for _, cmd := range []string{`{"kind":"reboot"}`, `{"kind":"config","interval":5}`} {
+		if _, err := k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("commands"), PartitionKey: aws.String("dev7"), Data: []byte(cmd)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{`devices/dev7/reboot {"kind":"reboot"}`, `devices/dev7/config {"kind":"config","interval":5}`} {
+		select {
+		case m := <-got:
+			if m != want {
+				t.Errorf("got %s, want %s", m, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no downlink message (want %s)", want)
+		}
+	}
 }
