@@ -68,9 +68,20 @@ func (e *msgEnv) Call(name string, args []any) (any, bool, error) {
 	case "newuuid":
 		return newUUID(), true, nil
 	case "get_user_properties":
+		// get_user_properties('key') is IoT's: the values of one MQTT 5 user
+		// property; without an argument (an extension): all of them as an
+		// object of value lists.
+		if len(args) == 0 {
+			all := map[string]any{}
+			for _, p := range e.m.UserProperties {
+				vals, _ := all[p.Key].([]any)
+				all[p.Key] = append(vals, p.Value)
+			}
+			return all, true, nil
+		}
 		var vals []any
 		for _, p := range e.m.UserProperties {
-			if len(args) == 0 || args[0] == p.Key {
+			if args[0] == p.Key {
 				vals = append(vals, p.Value)
 			}
 		}

@@ -85,3 +85,18 @@ func TestRuleCompileErrors(t *testing.T) {
 		}
 	}
 }
+
+// A consumer recovers the topic, client id and MQTT 5 user properties with
+// a rule like the one the README shows.
+func TestEnvelopeRule(t *testing.T) {
+	c, err := compile(Rule{Name: "envelope", SQL: "SELECT encode(*, 'base64') AS payload, topic() AS topic, clientid() AS clientid, get_user_properties() AS properties FROM '#'",
+		Actions: kinesisTo("s", "${topic}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mqtt.Message{Topic: "a/b", ClientID: "dev", Payload: []byte("hi"), UserProperties: []mqtt.UserProperty{{Key: "unit", Value: "C"}, {Key: "unit", Value: "F"}}}
+	data, _, err := c.output(newMsgEnv(m))
+	if want := `{"clientid":"dev","payload":"aGk=","properties":{"unit":["C","F"]},"topic":"a/b"}`; err != nil || string(data) != want {
+		t.Errorf("%s %v, want %s", data, err, want)
+	}
+}

@@ -609,14 +609,15 @@ func (c *Call) eval(env Env) (any, error) {
 	name := strings.ToLower(c.Name)
 	args := make([]any, 0, len(c.Args))
 	for _, a := range c.Args {
-		v, err := a.Eval(env)
+		if a.Star {
+			args = append(args, Star{})
+			continue
+		}
+		v, err := a.Expr.Eval(env)
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, v)
-	}
-	if c.Star {
-		args = append(args, Star{})
 	}
 	if v, ok, err := env.Call(name, args); ok || err != nil {
 		if err != nil {
@@ -635,7 +636,7 @@ func (c *Call) eval(env Env) (any, error) {
 	return v, nil
 }
 
-// Star is the argument of COUNT(*).
+// Star is a * argument: COUNT(*), encode(*, 'base64').
 type Star struct{}
 
 // FromJSON converts a value decoded with json.Decoder.UseNumber into the

@@ -132,12 +132,18 @@ type Primary struct {
 	Sub      *Expr     `parser:"| '(' @@ ')'"`
 }
 
-// Call is a function call; "*" as the only argument (COUNT(*)) is Star.
+// Call is a function call. An argument may be * (COUNT(*), IoT's
+// encode(*, 'base64')).
 type Call struct {
 	Pos  lexer.Position
-	Name string  `parser:"@Ident '('"`
-	Star bool    `parser:"( @'*'"`
-	Args []*Expr `parser:"| @@ ( ',' @@ )* )? ')'"`
+	Name string `parser:"@Ident '('"`
+	Args []*Arg `parser:"( @@ ( ',' @@ )* )? ')'"`
+}
+
+// Arg is a call's argument: * or an expression.
+type Arg struct {
+	Star bool  `parser:"  @'*'"`
+	Expr *Expr `parser:"| @@"`
 }
 
 type Case struct {
