@@ -227,6 +227,44 @@ func loadSessionKey(dataDir string) ([]byte, error) {
 type mqttAuth struct {
 	a               *authenticator
 	region, account string
+	decisions       *aclCache
+}
+
+// aclCache remembers topic decisions for a few seconds: a device publishes
+// to the same topics all day, and evaluating its policy per message cost a
+// tenth of the broker's CPU. A changed policy applies within aclTTL.
+type aclCache struct {
+	mu sync.Mutex
+	m  map[string]aclDecision
+}
+
+type aclDecision struct {
+	allowed bool
+	at      time.Time
+}
+
+const (
+	aclTTL     = 10 * time.Second
+	aclEntries = 100_000
+)
+
+func (c *aclCache) get(k string) (bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[k]
+	if !ok || time.Since(d.at) > aclTTL {
+		return false, false
+	}
+	return d.allowed, true
+}
+
+func (c *aclCache) put(k string, allowed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= aclEntries {
+		c.m = map[string]aclDecision{}
+	}
+	c.m[k] = aclDecision{allowed, time.Now()}
 }
 
 func (m mqttAuth) arn(kind, name string) string {
@@ -267,6 +305,19 @@ func (m mqttAuth) Connect(c mqtt.ConnectRequest) (string, error) {
 }
 
 func (m mqttAuth) Allowed(clientID, keyID, topic string, publish bool) bool {
+	ck := clientID + "\x00" + keyID + "\x00" + topic
+	if publish {
+		ck += "\x00p"
+	}
+	if allowed, ok := m.decisions.get(ck); ok {
+		return allowed
+	}
+	allowed := m.decide(clientID, keyID, topic, publish)
+	m.decisions.put(ck, allowed)
+	return allowed
+}
+
+func (m mqttAuth) decide(clientID, keyID, topic string, publish bool) bool {
 	key, ok := m.a.verifier.Keys.Lookup(keyID)
 	if !ok {
 		return false

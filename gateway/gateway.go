@@ -186,7 +186,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if cfg.MQTTAddr != "" {
 		var ma mqtt.Authenticator
 		if authn != nil {
-			ma = mqttAuth{a: authn, region: cfg.Region, account: cfg.Account}
+			ma = mqttAuth{a: authn, region: cfg.Region, account: cfg.Account, decisions: &aclCache{}}
 		}
 		if err := g.newBroker(tlsConf, ma); err != nil {
 			store.Close()

@@ -94,6 +94,7 @@ type Broker struct {
 
 type metrics struct {
 	messages *prometheus.CounterVec
+	byQoS    [3]prometheus.Counter // messages by QoS, resolved once
 	refused  prometheus.Counter
 	tooLarge prometheus.Counter
 }
@@ -125,6 +126,9 @@ func New(cfg Config) *Broker {
 			Help: "QoS 1/2 messages refused because the store did not take them (the client got a failure reason code, or no ack on 3.1.1)."}),
 		tooLarge: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_mqtt_payloads_too_large_total",
 			Help: "Messages refused for a payload over the limit."}),
+	}
+	for q := range b.m.byQoS {
+		b.m.byQoS[q] = b.m.messages.WithLabelValues(string(rune('0' + q)))
 	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(b.m.messages, b.m.refused, b.m.tooLarge,
@@ -287,7 +291,9 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		h.b.server.DisconnectClient(cl, packets.ErrPacketTooLarge) //nolint:errcheck // the client is going
 		return pk, packets.ErrRejectPacket
 	}
-	h.b.m.messages.WithLabelValues(string('0' + qos)).Inc()
+	if int(qos) < len(h.b.m.byQoS) {
+		h.b.m.byQoS[qos].Inc()
+	}
 	m := &Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: qos, Retain: pk.FixedHeader.Retain,
 		ClientID: cl.ID, Username: string(cl.Properties.Username), ContentType: pk.Properties.ContentType, Received: time.Now()}
 	for _, up := range pk.Properties.User {

@@ -8,6 +8,8 @@
 #   BENCH_CAMERAS="1 16 64" RTSP publishers per video ingest run ("" skips video)
 #   BENCH_FRAGMENTS=100000  fragments in the large stream of the fragment-index run
 #   BENCH_VIEWERS=200       WHEP viewers in the WebRTC fan-out run ("" skips WebRTC)
+#   BENCH_MQTT=1            the MQTT scenarios, with Mosquitto side by side when installed (0 skips them)
+#   BENCH_MQTT_IDLE=10000   idle MQTT connections for the memory-per-connection figure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/streamgate
@@ -125,6 +127,41 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
   "$BIN" bench fragments query --endpoint "$EP" --stream tmpl-100 --window 200s
   "$BIN" bench fragments query --endpoint "$EP" --stream "tmpl-$N" --window 200s
   "$BIN" bench fragments query --endpoint "$EP" --stream "tmpl-$N" --window 1h
+fi
+
+if [ "${BENCH_MQTT:-1}" = 1 ]; then
+  echo "== MQTT: 100 publishers, 200-byte JSON, pipelined (window 64); QoS 1 acknowledged only once on disk (fsync always)"
+  kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
+  rm -rf "$DIR/data"
+  MQ=127.0.0.1:$((PORT + 4))
+  printf 'mqtt:\n  websocket_addr: ""\n' > "$DIR/mqtt.yaml"
+  startm() { "$BIN" serve --config "$DIR/mqtt.yaml" --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "$MQ" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+    PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "server did not start" >&2; exit 1; }
+  MOSQ=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+  MQP=$((PORT + 5))
+  startmosq() { printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$MQP" > "$DIR/mosq.conf"; "$MOSQ" -c "$DIR/mosq.conf" >/dev/null 2>&1 & MPID=$!; sleep 0.5; }
+  for qos in 1 0; do
+    startm
+    KEYID=$(awk -F' = ' '/aws_access_key_id/ {print $2}' "$DIR/data/auth/aws-config")
+    SECRET=$(awk -F' = ' '/aws_secret_access_key/ {print $2}' "$DIR/data/auth/aws-config")
+    "$BIN" bench mqtt --broker "$MQ" --user "$KEYID" --pass "$SECRET" --name streamgate --qos "$qos" --duration "$DUR" --server-pid "$PID"
+    kill -TERM "$PID"; wait "$PID" || true
+    if [ -x "$MOSQ" ]; then
+      startmosq
+      "$BIN" bench mqtt --broker "127.0.0.1:$MQP" --name "mosquitto (stores nothing)" --qos "$qos" --duration "$DUR" --server-pid "$MPID"
+      kill "$MPID"; wait "$MPID" 2>/dev/null || true
+    fi
+  done
+  IDLE=${BENCH_MQTT_IDLE:-10000}
+  startm
+  "$BIN" bench mqtt --broker "$MQ" --user "$KEYID" --pass "$SECRET" --name streamgate --idle "$IDLE" --server-pid "$PID"
+  kill -TERM "$PID"; wait "$PID" || true
+  if [ -x "$MOSQ" ]; then
+    startmosq
+    "$BIN" bench mqtt --broker "127.0.0.1:$MQP" --name mosquitto --idle "$IDLE" --server-pid "$MPID"
+    kill "$MPID"; wait "$MPID" 2>/dev/null || true
+  fi
+  PID=""
 fi
 
 if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
