@@ -456,3 +456,54 @@ func TestMQTTOverTLSMutualTLSAndWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// The broker keeps retained messages for later subscribers and publishes a
+// client's will when it vanishes.
+func TestMQTTRetainedAndWillMessages(t *testing.T) {
+	t.Parallel()
+	s := startMQTTServer(t, nil)
+	pub, err := mqttClient(t, s, "station", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := pub.Publish("site/config", 1, true, "v42"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	sub, err := mqttClient(t, s, "late", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	sub.Subscribe("site/#", 1, func(_ paho.Client, m paho.Message) { got <- m.Topic() + "=" + string(m.Payload()) }).WaitTimeout(5 * time.Second)
+	select {
+	case m := <-got:
+		if m != "site/config=v42" {
+			t.Errorf("retained: %s", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new subscriber did not get the retained message")
+	}
+	// A device with a will drops its TCP connection without DISCONNECT.
+	conn, err := net.Dial("tcp", s.gw.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := append(mqttString("MQTT"), 4, 0xc6, 0, 60) // 3.1.1, user+password, will (QoS 0), clean session
+	body = append(append(append(append(append(body, mqttString("sensor9")...), mqttString("site/sensor9/status")...), mqttString("offline")...),
+		mqttString(s.key.ID)...), mqttString(s.key.Secret)...)
+	conn.Write(mqttPacket(0x10, body))
+	ack := make([]byte, 4)
+	io.ReadFull(conn, ack)
+	if ack[3] != 0 {
+		t.Fatalf("CONNACK %x", ack)
+	}
+	conn.Close()
+	select {
+	case m := <-got:
+		if m != "site/sensor9/status=offline" {
+			t.Errorf("will: %s", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the will message was not published")
+	}
+}
