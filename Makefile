@@ -19,7 +19,7 @@ run: build
 	./$(BIN) serve --data-dir ./data
 
 # Tools the integration tests drive (aws CLI, boto3, curl, ffmpeg/ffprobe,
-# mkvinfo, GStreamer's rtspclientsink, Chromium and hls.js; gcc for -race).
+# mkvinfo, GStreamer's rtspclientsink, Chromium, Mosquitto, hls.js and versitygw; gcc for -race).
 # Each is installed only when missing, from
 # Debian's packages (the only registry besides the Go proxy and npm here).
 APT_GET := $(shell command -v apt-get 2>/dev/null)
@@ -44,6 +44,8 @@ test-deps:
 	fi
 	@# hls.js for the browser playback test, pinned, from the npm registry.
 	@[ -f bin/.hlsjs/node_modules/hls.js/dist/hls.min.js ] || npm install --prefix bin/.hlsjs --no-audit --no-fund --silent hls.js@1.7.4
+	@# versitygw, the S3-compatible server of the Firehose tests, pinned.
+	@[ -x bin/.tools/versitygw ] || GOBIN=$(CURDIR)/bin/.tools $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

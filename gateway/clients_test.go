@@ -45,6 +45,16 @@ func awsCLI(t *testing.T, awsBin string, s *server) func(args ...string) map[str
 	}
 }
 
+// rawBlobs are the arguments that make the AWS CLI take blob parameters
+// as raw text: v2 reads them as base64 by default, v1 raw.
+func rawBlobs(awsBin string) []string {
+	ver, _ := exec.Command(awsBin, "--version").CombinedOutput()
+	if strings.HasPrefix(string(ver), "aws-cli/2") {
+		return []string{"--cli-binary-format", "raw-in-base64-out"}
+	}
+	return nil
+}
+
 // The AWS CLI runs a create / put-records / get-records / split / delete
 // script against the server.
 func TestAWSCLIScript(t *testing.T) {
@@ -53,11 +63,7 @@ func TestAWSCLIScript(t *testing.T) {
 		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
 	}
 	s := startServer(t, nil)
-	ver, _ := exec.Command(awsBin, "--version").CombinedOutput()
-	var binary []string
-	if strings.HasPrefix(string(ver), "aws-cli/2") {
-		binary = []string{"--cli-binary-format", "raw-in-base64-out"} // v2 reads blobs as base64 by default
-	}
+	binary := rawBlobs(awsBin)
 	cli := awsCLI(t, awsBin, s)
 	run := func(args ...string) map[string]any {
 		t.Helper()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamgate/streamgate/gateway/firehose"
 	"github.com/streamgate/streamgate/gateway/rules"
 	"github.com/streamgate/streamgate/media"
 	"github.com/streamgate/streamgate/mqtt"
@@ -43,11 +44,20 @@ type Config struct {
 	// and HTTP/2). The certificate is reloaded when the files change.
 	TLS TLSConfig `yaml:"tls"`
 
-	Storage StorageConfig `yaml:"storage"`
-	Kinesis KinesisConfig `yaml:"kinesis"`
-	Video   VideoConfig   `yaml:"video"`
-	WebRTC  WebRTCConfig  `yaml:"webrtc"`
-	MQTT    MQTTConfig    `yaml:"mqtt"`
+	Storage  StorageConfig  `yaml:"storage"`
+	Kinesis  KinesisConfig  `yaml:"kinesis"`
+	Video    VideoConfig    `yaml:"video"`
+	WebRTC   WebRTCConfig   `yaml:"webrtc"`
+	MQTT     MQTTConfig     `yaml:"mqtt"`
+	Firehose FirehoseConfig `yaml:"firehose"`
+}
+
+// FirehoseConfig says where delivery streams' buckets are.
+type FirehoseConfig struct {
+	// S3Endpoints maps bucket names ("*" for every bucket) to S3-compatible
+	// servers. A bucket without one is a directory under
+	// <data_dir>/firehose-buckets.
+	S3Endpoints map[string]firehose.S3Endpoint `yaml:"s3_endpoints"`
 }
 
 // MQTTConfig tunes the embedded broker and where its messages go.
@@ -174,6 +184,7 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
 			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{},
 			Rules: map[string]rules.Rule{}, Downlinks: map[string]rules.DownlinkConfig{}},
+		Firehose: FirehoseConfig{S3Endpoints: map[string]firehose.S3Endpoint{}},
 	}
 }
 
@@ -278,6 +289,11 @@ func (c *Config) Validate() error {
 	for name, b := range c.MQTT.Bridges {
 		if !strings.Contains(b.URL, "://") || len(b.Topics) == 0 || b.QoS > 2 {
 			errs = append(errs, fmt.Sprintf("mqtt.bridges.%s: want url (tcp://, ssl:// or ws://), topics and qos 0-2", name))
+		}
+	}
+	for bucket, ep := range c.Firehose.S3Endpoints {
+		if !strings.HasPrefix(ep.URL, "http://") && !strings.HasPrefix(ep.URL, "https://") {
+			errs = append(errs, fmt.Sprintf("firehose.s3_endpoints.%s.url: want http:// or https://", bucket))
 		}
 	}
 	for name, d := range c.MQTT.Downlinks {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
+	"github.com/streamgate/streamgate/gateway/firehose"
 	"github.com/streamgate/streamgate/gateway/kinesis"
 	"github.com/streamgate/streamgate/gateway/kvs"
 	"github.com/streamgate/streamgate/gateway/rules"
@@ -49,6 +50,7 @@ type Gateway struct {
 	appender  *rules.Appender
 	rules     *rules.Router
 	downlinks *rules.Downlinks
+	firehose  *firehose.Service
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -119,7 +121,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		StreamFragmentDurations: cfg.Video.StreamFragmentDurations, MaxFragmentBytes: int(cfg.Video.MaxFragmentBytes),
 		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
 	})
-	services := []*awsapi.Service{kinesis.New(store, kopts).Service(), video.Service()}
+	fh, err := firehose.New(store, firehose.Options{Buckets: &firehose.Buckets{Dir: filepath.Join(cfg.DataDir, "firehose-buckets"), Endpoints: cfg.Firehose.S3Endpoints},
+		Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "firehose"), Metrics: g.reg})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	g.firehose = fh
+	services := []*awsapi.Service{kinesis.New(store, kopts).Service(), video.Service(), fh.Service()}
 	if cfg.MQTTAddr != "" {
 		if err := g.newRules(); err != nil {
 			store.Close()
@@ -292,6 +301,7 @@ func (g *Gateway) Store() *streamstore.Store { return g.store }
 
 // Start binds the listeners and serves in the background.
 func (g *Gateway) Start() error {
+	g.firehose.Start()
 	if g.media != nil {
 		if err := g.media.Start(); err != nil {
 			return err
@@ -444,6 +454,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.cancelBase() // also when no listener was started
 	g.watchers.Wait()
+	g.firehose.Close() // undelivered records stay in the log
 	errs = append(errs, g.store.Close())
 	return errors.Join(errs...)
 }

@@ -1,0 +1,409 @@
+package gateway_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/snappy"
+	"github.com/streamgate/streamgate/gateway"
+	"github.com/streamgate/streamgate/gateway/awsapi"
+	fh "github.com/streamgate/streamgate/gateway/firehose"
+)
+
+// versitygw is a real S3-compatible server (posix backend) for a test.
+type versitygw struct {
+	url string
+	dir string
+	cmd *exec.Cmd
+	s3  *s3.Client
+}
+
+const vgwKey, vgwSecret = "VGWTESTKEY", "vgwtestsecret"
+
+func startVersitygw(t *testing.T, addr, dir string) *versitygw {
+	t.Helper()
+	bin := "../bin/.tools/versitygw"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("versitygw"); err != nil {
+			t.Fatal("versitygw is not installed: run `make test`, which installs it")
+		}
+	}
+	v := &versitygw{url: "http://" + addr, dir: dir}
+	v.cmd = exec.Command(bin, "--access", vgwKey, "--secret", vgwSecret, "--port", addr, "--quiet", "posix", dir)
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.stop)
+	v.s3 = s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(v.url), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(vgwKey, vgwSecret, ""), HTTPClient: awsapi.SDKHTTPClient(nil)})
+	waitFor(t, 10*time.Second, "versitygw to listen", func() bool {
+		_, err := v.s3.ListBuckets(ctx, &s3.ListBucketsInput{})
+		return err == nil
+	})
+	return v
+}
+
+func (v *versitygw) stop() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		v.cmd.Process.Kill()
+		v.cmd.Wait()
+		v.cmd = nil
+	}
+}
+
+// objects returns a bucket's objects under a prefix, by key.
+func (v *versitygw) objects(t *testing.T, bucket, prefix string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	list, err := v.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Contents {
+		res, err := v.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		out[aws.ToString(o.Key)] = b
+	}
+	return out
+}
+
+func (s *server) firehose() *firehose.Client {
+	return firehose.New(firehose.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(s.key.ID, s.key.Secret, ""), Retryer: aws.NopRetryer{},
+		HTTPClient: awsapi.SDKHTTPClient(nil)})
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sortedConcat joins objects in key order (object names carry the time,
+// and within one second a UUID: the test sorts by content order instead).
+func records(objs map[string][]byte, decode func([]byte) []byte) []string {
+	var lines []string
+	for _, b := range objs {
+		for _, l := range strings.Split(strings.TrimSuffix(string(decode(b)), "\n"), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// 10,000 records through PutRecordBatch land in a real S3-compatible server
+// (versitygw) as gzip objects under Firehose's default time prefix, named
+// <stream>-<version>-<time>-<uuid>.gz; together they hold exactly the
+// records, each object in order; `gzip -t` accepts every one.
+func TestFirehoseDirectPutToVersitygw(t *testing.T) {
+	t.Parallel()
+	mediatestNeed(t, "gzip")
+	vgw := startVersitygw(t, freeTCPAddr(t), t.TempDir())
+	if _, err := vgw.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("telemetry")}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(c *gateway.Config) {
+		c.Firehose.S3Endpoints = map[string]fh.S3Endpoint{"*": {URL: vgw.url, AccessKeyID: vgwKey, SecretAccessKey: vgwSecret}}
+	})
+	f := s.firehose()
+	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("events"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::telemetry"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/firehose"), Prefix: aws.String("raw/"),
+			BufferingHints:    &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)},
+			CompressionFormat: fhtypes.CompressionFormatGzip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for b := range 20 {
+		var batch []fhtypes.Record
+		for i := range 500 {
+			line := fmt.Sprintf(`{"n":%05d,"pad":"%s"}`, b*500+i, strings.Repeat("x", 100))
+			want = append(want, line)
+			batch = append(batch, fhtypes.Record{Data: []byte(line + "\n")})
+		}
+		out, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("events"), Records: batch})
+		if err != nil || aws.ToInt32(out.FailedPutCount) != 0 || len(out.RequestResponses) != 500 {
+			t.Fatalf("PutRecordBatch: %v %+v", err, out)
+		}
+	}
+	var objs map[string][]byte
+	waitFor(t, 30*time.Second, "10,000 records in S3", func() bool {
+		objs = vgw.objects(t, "telemetry", "raw/")
+		return len(records(objs, func(b []byte) []byte { return gunzip(t, b) })) >= len(want)
+	})
+	got := records(objs, func(b []byte) []byte { return gunzip(t, b) })
+	if len(got) != len(want) || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("S3 holds %d records, want exactly the %d put", len(got), len(want))
+	}
+	name := regexp.MustCompile(`^raw/\d{4}/\d{2}/\d{2}/\d{2}/events-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}\.gz$`)
+	for key, body := range objs {
+		if !name.MatchString(key) {
+			t.Errorf("object key %s does not follow Firehose's naming", key)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(gunzip(t, body)), "\n"), "\n")
+		if !sort.StringsAreSorted(lines) {
+			t.Errorf("object %s is not in record order", key)
+		}
+		path := filepath.Join(t.TempDir(), "o.gz")
+		os.WriteFile(path, body, 0o644)
+		if out, err := exec.Command("gzip", "-t", path).CombinedOutput(); err != nil {
+			t.Errorf("gzip -t %s: %v %s", key, err, out)
+		}
+	}
+	if len(objs) < 2 {
+		t.Errorf("%d objects for 1.3 MB of records with a 1 MB buffer, want several", len(objs))
+	}
+}
+
+// mediatestNeed fails the test when a tool is missing.
+func mediatestNeed(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: run `make test`, which installs it", tool)
+		}
+	}
+}
+
+// Dynamic partitioning with a JQ query puts each customer's records under
+// its own prefix (the embedded directory destination); Snappy objects
+// decode with a standard reader; records put with the aws CLI into a
+// Kinesis stream arrive through a KinesisStreamAsSource delivery stream.
+func TestFirehoseDynamicPartitioningAndKinesisSource(t *testing.T) {
+	t.Parallel()
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
+	}
+	s := startServer(t, nil)
+	f := s.firehose()
+	hints := &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)}
+	_, err = f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("orders"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::lake"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), BufferingHints: hints, CompressionFormat: fhtypes.CompressionFormatSnappy,
+			Prefix:                           aws.String("customer=!{partitionKeyFromQuery:customer}/dt=!{timestamp:yyyy'-'MM'-'dd}/"),
+			ErrorOutputPrefix:                aws.String("errors/!{firehose:error-output-type}/"),
+			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{Enabled: aws.Bool(true)},
+			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{
+				{Type: fhtypes.ProcessorTypeMetadataExtraction, Parameters: []fhtypes.ProcessorParameter{
+					{ParameterName: fhtypes.ProcessorParameterNameMetadataExtractionQuery, ParameterValue: aws.String("{customer: .customer}")},
+					{ParameterName: fhtypes.ProcessorParameterNameJsonParsingEngine, ParameterValue: aws.String("JQ-1.6")}}},
+				{Type: fhtypes.ProcessorTypeAppendDelimiterToRecord}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []fhtypes.Record
+	for i := range 30 {
+		batch = append(batch, fhtypes.Record{Data: []byte(fmt.Sprintf(`{"customer":"c%d","order":%d}`, i%3, i))})
+	}
+	batch = append(batch, fhtypes.Record{Data: []byte("not json")})
+	if _, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("orders"), Records: batch}); err != nil {
+		t.Fatal(err)
+	}
+	lake := filepath.Join(s.dataDir, "firehose-buckets", "lake")
+	day := time.Now().UTC().Format("2006-01-02")
+	waitFor(t, 20*time.Second, "three customer prefixes and the error output", func() bool {
+		for _, p := range []string{"customer=c0/dt=" + day, "customer=c1/dt=" + day, "customer=c2/dt=" + day, "errors/processing-failed"} {
+			if ents, _ := os.ReadDir(filepath.Join(lake, p)); len(ents) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for c := range 3 {
+		ents, _ := os.ReadDir(filepath.Join(lake, fmt.Sprintf("customer=c%d/dt=%s", c, day)))
+		for _, e := range ents {
+			raw, _ := os.ReadFile(filepath.Join(lake, fmt.Sprintf("customer=c%d/dt=%s", c, day), e.Name()))
+			body, err := io.ReadAll(snappy.NewReader(bytes.NewReader(raw)))
+			if err != nil || !strings.HasSuffix(e.Name(), ".snappy") {
+				t.Fatalf("%s: %v", e.Name(), err)
+			}
+			for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+				if !strings.Contains(l, fmt.Sprintf(`"customer":"c%d"`, c)) {
+					t.Errorf("record %s under customer c%d", l, c)
+				}
+			}
+		}
+	}
+
+	// KinesisStreamAsSource, fed with the aws CLI.
+	k := s.client()
+	arn := createStream(t, k, "clicks", 2)
+	_, err = f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("clicks-to-lake"),
+		DeliveryStreamType:               fhtypes.DeliveryStreamTypeKinesisStreamAsSource,
+		KinesisStreamSourceConfiguration: &fhtypes.KinesisStreamSourceConfiguration{KinesisStreamARN: aws.String(arn), RoleARN: aws.String("arn:aws:iam::000000000000:role/x")},
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::lake"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), Prefix: aws.String("clicks/"), BufferingHints: hints}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := awsCLI(t, awsBin, s)
+	cli(append([]string{"kinesis", "put-records", "--stream-name", "clicks", "--records",
+		`Data=click-1,PartitionKey=a`, `Data=click-2,PartitionKey=b`, `Data=click-3,PartitionKey=c`}, rawBlobs(awsBin)...)...)
+	waitFor(t, 20*time.Second, "the stream's records in the lake", func() bool {
+		var all []string
+		filepath.Walk(filepath.Join(lake, "clicks"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				b, _ := os.ReadFile(p)
+				all = append(all, string(b))
+			}
+			return nil
+		})
+		joined := strings.Join(all, "")
+		return strings.Contains(joined, "click-1") && strings.Contains(joined, "click-2") && strings.Contains(joined, "click-3")
+	})
+}
+
+// An HTTP endpoint that fails the first attempts gets every record with
+// the Firehose contract (request id reused across retries, access key).
+func TestFirehoseHTTPEndpointRetries(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var ids []string
+	var got []string
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		mu.Lock()
+		ids = append(ids, r.Header.Get("X-Amz-Firehose-Request-Id"))
+		mu.Unlock()
+		if r.Header.Get("X-Amz-Firehose-Access-Key") != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var body struct {
+			Records []struct{ Data []byte } `json:"records"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &body)
+		mu.Lock()
+		for _, rec := range body.Records {
+			got = append(got, string(rec.Data))
+		}
+		mu.Unlock()
+		fmt.Fprintf(w, `{"requestId":%q,"timestamp":%d}`, r.Header.Get("X-Amz-Firehose-Request-Id"), time.Now().UnixMilli())
+	}))
+	defer site.Close()
+	s := startServer(t, nil)
+	f := s.firehose()
+	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("hook"),
+		HttpEndpointDestinationConfiguration: &fhtypes.HttpEndpointDestinationConfiguration{
+			EndpointConfiguration: &fhtypes.HttpEndpointConfiguration{Url: aws.String(site.URL), AccessKey: aws.String("s3cret")},
+			BufferingHints:        &fhtypes.HttpEndpointBufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)},
+			RetryOptions:          &fhtypes.HttpEndpointRetryOptions{DurationInSeconds: aws.Int32(60)},
+			S3Configuration:       &fhtypes.S3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::backup"), RoleARN: aws.String("arn:aws:iam::000000000000:role/x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := f.PutRecord(ctx, &firehose.PutRecordInput{DeliveryStreamName: aws.String("hook"), Record: &fhtypes.Record{Data: []byte(fmt.Sprint("r", i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "five records at the endpoint after two failures", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 5 })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls.Load() < 3 || ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("retries: %d calls, request ids %v (want the same id across retries)", calls.Load(), ids)
+	}
+}
+
+// Bad requests get Firehose's errors.
+func TestFirehoseBadInput(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	f := s.firehose()
+	s3dest := func(mod func(*fhtypes.ExtendedS3DestinationConfiguration)) *fhtypes.ExtendedS3DestinationConfiguration {
+		d := &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::b"), RoleARN: aws.String("arn:aws:iam::000000000000:role/x")}
+		mod(d)
+		return d
+	}
+	for name, dest := range map[string]*fhtypes.ExtendedS3DestinationConfiguration{
+		"buffer size 0": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) {
+			d.BufferingHints = &fhtypes.BufferingHints{SizeInMBs: aws.Int32(0), IntervalInSeconds: aws.Int32(60)}
+		}),
+		"interval 901": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) {
+			d.BufferingHints = &fhtypes.BufferingHints{SizeInMBs: aws.Int32(5), IntervalInSeconds: aws.Int32(901)}
+		}),
+		"malformed JQ": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) {
+			d.Prefix, d.ErrorOutputPrefix = aws.String("!{partitionKeyFromQuery:k}/"), aws.String("e/!{firehose:error-output-type}/")
+			d.DynamicPartitioningConfiguration = &fhtypes.DynamicPartitioningConfiguration{Enabled: aws.Bool(true)}
+			d.ProcessingConfiguration = &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{{Type: fhtypes.ProcessorTypeMetadataExtraction,
+				Parameters: []fhtypes.ProcessorParameter{{ParameterName: fhtypes.ProcessorParameterNameMetadataExtractionQuery, ParameterValue: aws.String("{k: .a | }")}}}}}
+		}),
+		"error-output-type in Prefix": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) { d.Prefix = aws.String("!{firehose:error-output-type}/") }),
+	} {
+		_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("bad"), ExtendedS3DestinationConfiguration: dest})
+		if !strings.Contains(fmt.Sprint(err), "InvalidArgumentException") {
+			t.Errorf("%s: %v, want InvalidArgumentException", name, err)
+		}
+	}
+	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("nodest")})
+	apiError(t, err, "InvalidArgumentException")
+	_, err = f.PutRecord(ctx, &firehose.PutRecordInput{DeliveryStreamName: aws.String("missing"), Record: &fhtypes.Record{Data: []byte("x")}})
+	apiError(t, err, "ResourceNotFoundException")
+	if _, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("ok"),
+		ExtendedS3DestinationConfiguration: s3dest(func(*fhtypes.ExtendedS3DestinationConfiguration) {})}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("ok"),
+		ExtendedS3DestinationConfiguration: s3dest(func(*fhtypes.ExtendedS3DestinationConfiguration) {})})
+	apiError(t, err, "ResourceInUseException")
+	_, err = f.PutRecord(ctx, &firehose.PutRecordInput{DeliveryStreamName: aws.String("ok"), Record: &fhtypes.Record{Data: make([]byte, 1_024_001)}})
+	if err == nil || !strings.Contains(err.Error(), "1024000") {
+		t.Errorf("a record over 1,000 KiB: %v", err)
+	}
+	_, err = f.UpdateDestination(ctx, &firehose.UpdateDestinationInput{DeliveryStreamName: aws.String("ok"), CurrentDeliveryStreamVersionId: aws.String("7"),
+		DestinationId: aws.String("destinationId-000000000001"), ExtendedS3DestinationUpdate: &fhtypes.ExtendedS3DestinationUpdate{Prefix: aws.String("p/")}})
+	apiError(t, err, "ConcurrentModificationException")
+	d, err := f.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: aws.String("ok")})
+	if err != nil || d.DeliveryStreamDescription.DeliveryStreamStatus != fhtypes.DeliveryStreamStatusActive || aws.ToString(d.DeliveryStreamDescription.VersionId) != "1" {
+		t.Fatalf("describe: %v %+v", err, d)
+	}
+	list, err := f.ListDeliveryStreams(ctx, &firehose.ListDeliveryStreamsInput{})
+	if err != nil || len(list.DeliveryStreamNames) != 1 {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if _, err := f.DeleteDeliveryStream(ctx, &firehose.DeleteDeliveryStreamInput{DeliveryStreamName: aws.String("ok")}); err != nil {
+		t.Fatal(err)
+	}
+}
