@@ -370,7 +370,9 @@ func TestFirehoseBadInput(t *testing.T) {
 			d.ProcessingConfiguration = &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{{Type: fhtypes.ProcessorTypeMetadataExtraction,
 				Parameters: []fhtypes.ProcessorParameter{{ParameterName: fhtypes.ProcessorParameterNameMetadataExtractionQuery, ParameterValue: aws.String("{k: .a | }")}}}}}
 		}),
-		"error-output-type in Prefix": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) { d.Prefix = aws.String("!{firehose:error-output-type}/") }),
+		"error-output-type in Prefix": s3dest(func(d *fhtypes.ExtendedS3DestinationConfiguration) {
+			d.Prefix = aws.String("!{firehose:error-output-type}/")
+		}),
 	} {
 		_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("bad"), ExtendedS3DestinationConfiguration: dest})
 		if !strings.Contains(fmt.Sprint(err), "InvalidArgumentException") {
