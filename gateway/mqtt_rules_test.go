@@ -3,13 +3,17 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/streamgate/streamgate/gateway"
@@ -170,6 +174,49 @@ func TestMQTTDownlinkFromAStream(t *testing.T) {
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatalf("no downlink message (want %s)", want)
+		}
+	}
+}
+
+// A rule's firehose action feeds a Direct PUT delivery stream: telemetry
+// lands in the bucket as newline-separated JSON.
+func TestMQTTRuleIntoFirehose(t *testing.T) {
+	t.Parallel()
+	s := startMQTTServer(t, func(c *gateway.Config) {
+		c.MQTT.DefaultStream = ""
+		c.MQTT.Rules = map[string]rules.Rule{"archive": {SQL: "SELECT temp, topic(2) AS device FROM 'fleet/+/telemetry'",
+			Actions: []rules.Action{{Firehose: &rules.FirehoseAction{DeliveryStreamName: "archive", Separator: "\n"}}}}}
+	})
+	f := s.firehose()
+	if _, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("archive"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::cold"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), BufferingHints: &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := mqttClient(t, s, "d", s.key.ID, s.key.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if tok := dev.Publish(fmt.Sprintf("fleet/d%d/telemetry", i), 1, false, fmt.Sprintf(`{"temp": %d}`, 20+i)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	var text string
+	waitFor(t, 15*time.Second, "three records in the bucket", func() bool {
+		text = ""
+		filepath.Walk(filepath.Join(s.dataDir, "firehose-buckets", "cold"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				b, _ := os.ReadFile(p)
+				text += string(b)
+			}
+			return nil
+		})
+		return strings.Count(text, "\n") == 3
+	})
+	for i := range 3 {
+		if want := fmt.Sprintf(`{"device":"d%d","temp":%d}`+"\n", i, 20+i); !strings.Contains(text, want) {
+			t.Errorf("bucket holds %q, missing %q", text, want)
 		}
 	}
 }

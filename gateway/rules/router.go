@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -210,6 +211,17 @@ func (r *Router) run(c *compiled, a *compiledAction, env *msgEnv, data []byte, m
 			}
 			w.finish(nil)
 		})
+	case "firehose":
+		w.add()
+		r.app.Append(a.stream, streamstore.Entry{PartitionKey: "r", Data: append(data[:len(data):len(data)], a.sep...)}, func(err error) {
+			if err != nil {
+				if errors.Is(err, streamstore.ErrNotFound) {
+					err = fmt.Errorf("delivery stream %s does not exist or is not Direct PUT", a.resource)
+				}
+				r.failed(c, a, m, err, pub, w)
+			}
+			w.finish(nil)
+		})
 	case "republish":
 		topic, err := a.topic.render(env)
 		if err == nil && pub != nil {
@@ -235,7 +247,7 @@ func (r *Router) failed(c *compiled, a *compiledAction, m *mqtt.Message, err err
 	r.m.errors.WithLabelValues(c.Name).Inc()
 	failure := map[string]string{"errorMessage": err.Error()}
 	if a != nil {
-		failure["failedAction"] = map[string]string{"kinesis": "KinesisAction", "republish": "RepublishAction"}[a.kind]
+		failure["failedAction"] = map[string]string{"kinesis": "KinesisAction", "republish": "RepublishAction", "firehose": "FirehoseAction"}[a.kind]
 		failure["failedResource"] = a.resource
 	}
 	r.log.Warn("topic rule failed", "rule", c.Name, "topic", m.Topic, "client", m.ClientID, "action", failure["failedAction"], "err", err)

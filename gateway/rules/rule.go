@@ -26,6 +26,16 @@ type Rule struct {
 type Action struct {
 	Kinesis   *KinesisAction   `json:"kinesis,omitempty" yaml:"kinesis,omitempty"`
 	Republish *RepublishAction `json:"republish,omitempty" yaml:"republish,omitempty"`
+	Firehose  *FirehoseAction  `json:"firehose,omitempty" yaml:"firehose,omitempty"`
+}
+
+// FirehoseAction puts the rule's output into a Direct PUT delivery stream
+// of this gateway, followed by the separator.
+type FirehoseAction struct {
+	DeliveryStreamName string `json:"deliveryStreamName" yaml:"delivery_stream_name"`
+	Separator          string `json:"separator,omitempty" yaml:"separator,omitempty"` // "\n", "\t", "\r\n" or ","
+	BatchMode          bool   `json:"batchMode,omitempty" yaml:"batch_mode,omitempty"`
+	RoleArn            string `json:"roleArn,omitempty" yaml:"role_arn,omitempty"`
 }
 
 // KinesisAction writes the rule's output to a stream of this gateway.
@@ -52,7 +62,8 @@ type compiled struct {
 }
 
 type compiledAction struct {
-	kind     string // "kinesis" or "republish"
+	kind     string // "kinesis", "republish" or "firehose"
+	sep      string // firehose: appended to each record
 	resource string // the stream or the topic template's text
 	stream   string
 	key      *template // partition key (nil: a new UUID per record)
@@ -110,8 +121,29 @@ func (e *SQLError) Error() string { return "SQL: " + e.Err.Error() }
 func (e *SQLError) Unwrap() error { return e.Err }
 
 func compileAction(a Action) (compiledAction, error) {
+	n := 0
+	for _, set := range []bool{a.Kinesis != nil, a.Republish != nil, a.Firehose != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return compiledAction{}, errors.New("each action is exactly one of kinesis, republish or firehose")
+	}
 	switch {
-	case a.Kinesis != nil && a.Republish == nil:
+	case a.Firehose != nil:
+		f := a.Firehose
+		if f.DeliveryStreamName == "" {
+			return compiledAction{}, errors.New("firehose action without deliveryStreamName")
+		}
+		switch f.Separator {
+		case "", "\n", "\t", "\r\n", ",":
+		default:
+			return compiledAction{}, fmt.Errorf("firehose separator %q: want \\n, \\t, \\r\\n or ,", f.Separator)
+		}
+		// A Direct PUT delivery stream reads the hidden stream firehose/<name>.
+		return compiledAction{kind: "firehose", stream: "firehose/" + f.DeliveryStreamName, resource: f.DeliveryStreamName, sep: f.Separator}, nil
+	case a.Kinesis != nil:
 		if a.Kinesis.StreamName == "" {
 			return compiledAction{}, errors.New("kinesis action without streamName")
 		}
@@ -124,7 +156,7 @@ func compileAction(a Action) (compiledAction, error) {
 			ca.key = t
 		}
 		return ca, nil
-	case a.Republish != nil && a.Kinesis == nil:
+	case a.Republish != nil:
 		if a.Republish.QoS < 0 || a.Republish.QoS > 1 {
 			return compiledAction{}, errors.New("republish qos must be 0 or 1")
 		}
@@ -134,7 +166,7 @@ func compileAction(a Action) (compiledAction, error) {
 		}
 		return compiledAction{kind: "republish", topic: t, resource: a.Republish.Topic, qos: byte(a.Republish.QoS)}, nil
 	}
-	return compiledAction{}, errors.New("each action is exactly one of kinesis or republish (firehose arrives with the Firehose API)")
+	return compiledAction{}, errors.New("unreachable")
 }
 
 // validFilter checks an MQTT topic filter.
