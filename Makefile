@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebRTCOfferAndFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzAckConnFraming$$' -fuzztime $(FUZZTIME) ./mqtt
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAndEval$$' -fuzztime $(FUZZTIME) ./gateway/sql
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchFast$$' -fuzztime $(FUZZTIME) ./gateway/firehose
 	$(GO) test -run '^$$' -fuzz '^FuzzKVSRequests$$' -fuzztime $(FUZZTIME) ./gateway
 
 bench: build

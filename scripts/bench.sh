@@ -10,6 +10,7 @@
 #   BENCH_VIEWERS=200       WHEP viewers in the WebRTC fan-out run ("" skips WebRTC)
 #   BENCH_MQTT=1            the MQTT scenarios, with Mosquitto side by side when installed (0 skips them)
 #   BENCH_MQTT_IDLE=10000   idle MQTT connections for the memory-per-connection figure
+#   BENCH_FIREHOSE=1        Firehose Direct PUT to a directory and to versitygw (0 skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./bin/streamgate
@@ -162,6 +163,24 @@ if [ "${BENCH_MQTT:-1}" = 1 ]; then
     kill "$MPID"; wait "$MPID" 2>/dev/null || true
   fi
   PID=""
+fi
+
+if [ "${BENCH_FIREHOSE:-1}" = 1 ]; then
+  echo "== Firehose: PutRecordBatch (aws-sdk-go-v2, 8 concurrent x 500 x 100 B) next to PutRecords, GZIP objects"
+  kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true
+  rm -rf "$DIR/data"
+  VGW=bin/.tools/versitygw
+  [ -x "$VGW" ] || GOBIN="$PWD/bin/.tools" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+  VPORT=$((PORT + 6))
+  mkdir -p "$DIR/vgw/s3bench"
+  "$VGW" --access BENCHKEY --secret benchsecret --port "127.0.0.1:$VPORT" --quiet posix "$DIR/vgw" >/dev/null 2>&1 & VPID=$!
+  printf 'firehose:\n  s3_endpoints:\n    s3bench: {url: "http://127.0.0.1:%s", access_key_id: BENCHKEY, secret_access_key: benchsecret}\n' "$VPORT" > "$DIR/fh.yaml"
+  "$BIN" serve --config "$DIR/fh.yaml" --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+  PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && break; sleep 0.01; done
+  "$BIN" bench firehose --endpoint "$EP" --bucket local --label "a directory" --duration "$DUR" --server-pid "$PID"
+  "$BIN" bench firehose --endpoint "$EP" --bucket s3bench --label "versitygw (S3 API, posix)" --duration "$DUR" --server-pid "$PID"
+  kill -TERM "$PID"; wait "$PID" || true; PID=""
+  kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null || true
 fi
 
 if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then

@@ -98,10 +98,26 @@ type part struct {
 
 func newBatch() *batch { return &batch{parts: map[string]*part{}} }
 
+// partBuffers recycles the parts' buffers: a flush writes them out, and the
+// next batch fills them again without growing new ones from nothing.
+var partBuffers sync.Pool
+
+// release returns the batch's buffers once its objects are written.
+func (b *batch) release() {
+	for _, p := range b.parts {
+		buf := p.data
+		buf.Reset()
+		partBuffers.Put(&buf)
+	}
+}
+
 func (b *batch) add(partKey string, keys map[string]string, errType string, data []byte, arrival int64, keepRecords bool) {
 	p := b.parts[partKey]
 	if p == nil {
 		p = &part{keys: keys, errType: errType, oldest: arrival}
+		if buf, ok := partBuffers.Get().(*bytes.Buffer); ok {
+			p.data = *buf
+		}
 		b.parts[partKey] = p
 	}
 	p.data.Write(data)
@@ -166,6 +182,7 @@ func (s *Service) follow(ctx context.Context, r *running, shard string) {
 			if err := s.store.SetCheckpoint(ds.group(), stream, shard, b.lastSeq); err != nil {
 				s.log.Warn("delivery checkpoint not saved", "delivery_stream", ds.Name, "err", err)
 			}
+			b.release()
 			b = newBatch()
 			continue
 		}

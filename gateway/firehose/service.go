@@ -372,7 +372,7 @@ func (s *Service) delete(r *awsapi.Request) (any, error) {
 	return struct{}{}, nil
 }
 
-type record struct {
+type batchRecord struct {
 	Data []byte `json:"Data"`
 }
 
@@ -397,8 +397,8 @@ func recordTooBig(i int, n int) error {
 
 func (s *Service) putRecord(r *awsapi.Request) (any, error) {
 	var in struct {
-		DeliveryStreamName string  `json:"DeliveryStreamName"`
-		Record             *record `json:"Record"`
+		DeliveryStreamName string       `json:"DeliveryStreamName"`
+		Record             *batchRecord `json:"Record"`
 	}
 	if err := r.Decode(&in); err != nil {
 		return nil, err
@@ -431,10 +431,16 @@ func unavailable(err error) error {
 
 func (s *Service) putRecordBatch(r *awsapi.Request) (any, error) {
 	var in struct {
-		DeliveryStreamName string   `json:"DeliveryStreamName"`
-		Records            []record `json:"Records"`
+		DeliveryStreamName string        `json:"DeliveryStreamName"`
+		Records            []batchRecord `json:"Records"`
 	}
-	if err := r.Decode(&in); err != nil {
+	if name, data, ok := decodeBatchFast(r.Body); ok && !r.CBOR {
+		in.DeliveryStreamName = name
+		in.Records = make([]batchRecord, len(data))
+		for i, d := range data {
+			in.Records[i].Data = d
+		}
+	} else if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
 	ds, err := s.directPut(r, in.DeliveryStreamName)
@@ -461,15 +467,20 @@ func (s *Service) putRecordBatch(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	type response struct {
+		RecordID     string `json:"RecordId,omitempty"`
+		ErrorCode    string `json:"ErrorCode,omitempty"`
+		ErrorMessage string `json:"ErrorMessage,omitempty"`
+	}
 	failed := 0
-	out := make([]map[string]string, len(res))
+	out := make([]response, len(res))
 	for i, a := range res {
 		if a.Err != nil {
 			failed++
-			out[i] = map[string]string{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down. " + a.Err.Error()}
+			out[i] = response{ErrorCode: "ServiceUnavailableException", ErrorMessage: "Slow down. " + a.Err.Error()}
 			continue
 		}
-		out[i] = map[string]string{"RecordId": a.Seq.String()}
+		out[i] = response{RecordID: a.Seq.String()}
 	}
 	return map[string]any{"FailedPutCount": failed, "Encrypted": ds.Encryption == "ENABLED", "RequestResponses": out}, nil
 }
