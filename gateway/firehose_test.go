@@ -28,6 +28,7 @@ import (
 	"github.com/streamgate/streamgate/gateway"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	fh "github.com/streamgate/streamgate/gateway/firehose"
+	"github.com/streamgate/streamgate/internal/mediatest"
 )
 
 // versitygw is a real S3-compatible server (posix backend) for a test.
@@ -61,6 +62,20 @@ func startVersitygw(t *testing.T, addr, dir string) *versitygw {
 		return err == nil
 	})
 	return v
+}
+
+// startWithBucket starts versitygw with a bucket and a gateway whose
+// deliveries to that bucket go there.
+func startWithBucket(t *testing.T, addr, dir, bucket string) (*versitygw, *server) {
+	t.Helper()
+	vgw := startVersitygw(t, addr, dir)
+	if _, err := vgw.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(c *gateway.Config) {
+		c.Firehose.S3Endpoints = map[string]fh.S3Endpoint{bucket: {URL: vgw.url, AccessKeyID: vgwKey, SecretAccessKey: vgwSecret}}
+	})
+	return vgw, s
 }
 
 func (v *versitygw) stop() {
@@ -131,14 +146,8 @@ func records(objs map[string][]byte, decode func([]byte) []byte) []string {
 // records, each object in order; `gzip -t` accepts every one.
 func TestFirehoseDirectPutToVersitygw(t *testing.T) {
 	t.Parallel()
-	mediatestNeed(t, "gzip")
-	vgw := startVersitygw(t, freeTCPAddr(t), t.TempDir())
-	if _, err := vgw.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("telemetry")}); err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, func(c *gateway.Config) {
-		c.Firehose.S3Endpoints = map[string]fh.S3Endpoint{"*": {URL: vgw.url, AccessKeyID: vgwKey, SecretAccessKey: vgwSecret}}
-	})
+	mediatest.Need(t, "gzip")
+	vgw, s := startWithBucket(t, freeTCPAddr(t), t.TempDir(), "telemetry")
 	f := s.firehose()
 	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("events"),
 		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::telemetry"),
@@ -187,16 +196,6 @@ func TestFirehoseDirectPutToVersitygw(t *testing.T) {
 	}
 	if len(objs) < 2 {
 		t.Errorf("%d objects for 1.3 MB of records with a 1 MB buffer, want several", len(objs))
-	}
-}
-
-// mediatestNeed fails the test when a tool is missing.
-func mediatestNeed(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make test`, which installs it", tool)
-		}
 	}
 }
 
@@ -322,7 +321,7 @@ func TestFirehoseHTTPEndpointRetries(t *testing.T) {
 		mu.Unlock()
 		fmt.Fprintf(w, `{"requestId":%q,"timestamp":%d}`, r.Header.Get("X-Amz-Firehose-Request-Id"), time.Now().UnixMilli())
 	}))
-	defer site.Close()
+	t.Cleanup(site.Close) // after the gateway has stopped delivering (cleanups run last first)
 	s := startServer(t, nil)
 	f := s.firehose()
 	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("hook"),
@@ -415,13 +414,7 @@ func TestFirehoseBadInput(t *testing.T) {
 func TestFirehoseSurvivesAnS3Outage(t *testing.T) {
 	t.Parallel()
 	addr, dir := freeTCPAddr(t), t.TempDir()
-	vgw := startVersitygw(t, addr, dir)
-	if _, err := vgw.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("outage")}); err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, func(c *gateway.Config) {
-		c.Firehose.S3Endpoints = map[string]fh.S3Endpoint{"outage": {URL: vgw.url, AccessKeyID: vgwKey, SecretAccessKey: vgwSecret}}
-	})
+	vgw, s := startWithBucket(t, addr, dir, "outage")
 	f := s.firehose()
 	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("d"),
 		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::outage"),
