@@ -454,3 +454,71 @@ func TestFirehoseSurvivesAnS3Outage(t *testing.T) {
 }
 
 func noDecode(b []byte) []byte { return b }
+
+// A transformation function with the Lambda contract (here an HTTP test
+// server) rewrites records, drops some, fails others, and gives partition
+// keys for !{partitionKeyFromLambda:...}.
+func TestFirehoseLambdaTransformation(t *testing.T) {
+	t.Parallel()
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Records []struct {
+				RecordID string `json:"recordId"`
+				Data     []byte `json:"data"`
+			} `json:"records"`
+		}
+		json.NewDecoder(r.Body).Decode(&in)
+		var out []map[string]any
+		for _, rec := range in.Records {
+			text := string(rec.Data)
+			res := map[string]any{"recordId": rec.RecordID, "result": "Ok", "data": []byte(strings.ToUpper(text) + "\n"),
+				"metadata": map[string]any{"partitionKeys": map[string]string{"kind": strings.SplitN(text, "-", 2)[0]}}}
+			switch {
+			case strings.Contains(text, "drop"):
+				res = map[string]any{"recordId": rec.RecordID, "result": "Dropped", "data": ""}
+			case strings.Contains(text, "fail"):
+				res = map[string]any{"recordId": rec.RecordID, "result": "ProcessingFailed", "data": rec.Data}
+			}
+			out = append(out, res)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"records": out})
+	}))
+	t.Cleanup(fn.Close)
+	s := startServer(t, nil)
+	f := s.firehose()
+	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("xf"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::xf"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), BufferingHints: &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)},
+			Prefix: aws.String("!{partitionKeyFromLambda:kind}/"), ErrorOutputPrefix: aws.String("err/!{firehose:error-output-type}/"),
+			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{Enabled: aws.Bool(true)},
+			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{{Type: fhtypes.ProcessorTypeLambda,
+				Parameters: []fhtypes.ProcessorParameter{{ParameterName: fhtypes.ProcessorParameterNameLambdaArn, ParameterValue: aws.String(fn.URL)}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []fhtypes.Record
+	for _, d := range []string{"temp-1", "temp-2", "door-1", "drop-me", "fail-me"} {
+		batch = append(batch, fhtypes.Record{Data: []byte(d)})
+	}
+	if _, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("xf"), Records: batch}); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(s.dataDir, "firehose-buckets", "xf")
+	read := func(dir string) string {
+		var all string
+		filepath.Walk(filepath.Join(root, dir), func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				b, _ := os.ReadFile(p)
+				all += string(b)
+			}
+			return nil
+		})
+		return all
+	}
+	waitFor(t, 20*time.Second, "transformed records under their keys", func() bool {
+		return read("temp") == "TEMP-1\nTEMP-2\n" && read("door") == "DOOR-1\n" && strings.Contains(read("err/processing-failed"), "ZmFpbC1tZQ==")
+	})
+	if all := read(""); strings.Contains(all, "DROP") {
+		t.Errorf("a dropped record was delivered: %s", all)
+	}
+}

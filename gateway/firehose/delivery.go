@@ -166,8 +166,14 @@ func (s *Service) follow(ctx context.Context, r *running, shard string) {
 		if err != nil {
 			return
 		}
-		for _, rec := range res.Records {
-			s.buffer(ds, dst, b, rec)
+		if dst.procs.lambda != "" && len(res.Records) > 0 {
+			for _, t := range s.transform(ctx, ds, dst.procs, res.Records) {
+				s.bufferTransformed(ds, dst, b, t)
+			}
+		} else {
+			for _, rec := range res.Records {
+				s.buffer(ds, dst, b, rec)
+			}
 		}
 		next = res.Next
 		if b.records > 0 {
@@ -210,14 +216,40 @@ func (s *Service) follow(ctx context.Context, r *running, shard string) {
 
 // buffer processes one record into the batch.
 func (s *Service) buffer(ds *DeliveryStream, dst destination, b *batch, rec streamstore.Record) {
+	s.bufferTransformed(ds, dst, b, transformed{rec: rec, data: rec.Data})
+}
+
+// bufferTransformed buffers a record after the transformation function (or
+// as it came): dropped records go nowhere, failed ones to the error output.
+func (s *Service) bufferTransformed(ds *DeliveryStream, dst destination, b *batch, t transformed) {
+	rec := t.rec
 	b.lastSeq = rec.Seq.String()
-	data, keys, err := dst.procs.apply(rec.Data)
-	if err != nil {
-		doc, _ := json.Marshal(map[string]any{"attemptsMade": 1, "arrivalTimestamp": rec.Arrival / 1e6, "errorCode": "Processor.Failed",
-			"errorMessage": err.Error(), "attemptEndingTimestamp": time.Now().UnixMilli(), "rawData": base64.StdEncoding.EncodeToString(rec.Data)})
+	if t.drop {
+		return
+	}
+	fail := func(code, msg string) {
+		doc, _ := json.Marshal(map[string]any{"attemptsMade": 1, "arrivalTimestamp": rec.Arrival / 1e6, "errorCode": code,
+			"errorMessage": msg, "attemptEndingTimestamp": time.Now().UnixMilli(), "rawData": base64.StdEncoding.EncodeToString(rec.Data),
+			"lambdaArn": dst.procs.lambdaARN})
 		b.add("!processing-failed", nil, "processing-failed", append(doc, '\n'), rec.Arrival, false)
 		s.m.failed.WithLabelValues(ds.Name).Inc()
+	}
+	if t.failed != "" {
+		fail("Lambda.ProcessingFailed", t.failed)
 		return
+	}
+	data, keys, err := dst.procs.apply(t.data)
+	if err != nil {
+		fail("Processor.Failed", err.Error())
+		return
+	}
+	if t.keys != nil {
+		if keys == nil {
+			keys = map[string]string{}
+		}
+		for k, v := range t.keys {
+			keys[k] = v // partitionKeyFromLambda
+		}
 	}
 	partKey := ""
 	if dst.dynamic && len(keys) > 0 {

@@ -219,6 +219,9 @@ func (s *ExtendedS3Destination) validate(maxMB int) error {
 		if procs.query == nil && strings.Contains(s.Prefix, "partitionKeyFromQuery") {
 			return fmt.Errorf("the Prefix uses partitionKeyFromQuery but no MetadataExtraction processor is configured")
 		}
+		if procs.lambda == "" && strings.Contains(s.Prefix, "partitionKeyFromLambda") {
+			return fmt.Errorf("the Prefix uses partitionKeyFromLambda but no Lambda processor is configured")
+		}
 		if s.ErrorOutputPrefix == "" {
 			return fmt.Errorf("ErrorOutputPrefix is required when dynamic partitioning is enabled")
 		}

@@ -19,6 +19,9 @@ type procs struct {
 	appendDelimiter bool
 	query           *gojq.Code // MetadataExtraction: an object of partition keys
 	decompress      bool       // Decompression of CloudWatch-Logs-style gzip input
+	lambda          string     // a transformation function's URL (the Lambda contract over HTTP)
+	lambdaARN       string
+	retries         int
 }
 
 // processors compiles a ProcessingConfiguration.
@@ -53,7 +56,20 @@ func processors(pc *ProcessingConfiguration) (procs, error) {
 				return p, fmt.Errorf("Decompression CompressionFormat %s: want GZIP", f)
 			}
 			p.decompress = true
-		case "RecordDeAggregation", "CloudWatchLogProcessing", "Lambda":
+		case "Lambda":
+			// The function is any HTTP endpoint that speaks the Lambda
+			// transformation contract: its URL is the LambdaArn parameter.
+			u := params["LambdaArn"]
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				return p, fmt.Errorf("Lambda processor: LambdaArn %q must be the http(s) URL of a function speaking the Lambda transformation contract", u)
+			}
+			p.lambda, p.lambdaARN, p.retries = u, u, 3
+			if n := params["NumberOfRetries"]; n != "" {
+				if _, err := fmt.Sscan(n, &p.retries); err != nil || p.retries < 0 || p.retries > 300 {
+					return p, fmt.Errorf("NumberOfRetries %q: want 0 to 300", n)
+				}
+			}
+		case "RecordDeAggregation", "CloudWatchLogProcessing":
 			return p, fmt.Errorf("processor %s is not supported yet", pr.Type)
 		default:
 			return p, fmt.Errorf("unknown processor type %s", pr.Type)
