@@ -58,6 +58,10 @@ type FirehoseConfig struct {
 	// servers. A bucket without one is a directory under
 	// <data_dir>/firehose-buckets.
 	S3Endpoints map[string]firehose.S3Endpoint `yaml:"s3_endpoints"`
+	// Schemas are the tables of record format conversion (JSON -> Parquet),
+	// by the TableName (or DatabaseName.TableName) a delivery stream's
+	// SchemaConfiguration names: where AWS reads a Glue table.
+	Schemas map[string][]firehose.Column `yaml:"schemas"`
 }
 
 // MQTTConfig tunes the embedded broker and where its messages go.
@@ -184,7 +188,7 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{WebSocketAddr: ":9001", TLSAddr: ":8883", MaxPayloadBytes: 256 << 10,
 			DefaultStream: "mqtt", DefaultStreamShards: 4, Bridges: map[string]mqtt.BridgeConfig{},
 			Rules: map[string]rules.Rule{}, Downlinks: map[string]rules.DownlinkConfig{}},
-		Firehose: FirehoseConfig{S3Endpoints: map[string]firehose.S3Endpoint{}},
+		Firehose: FirehoseConfig{S3Endpoints: map[string]firehose.S3Endpoint{}, Schemas: map[string][]firehose.Column{}},
 	}
 }
 

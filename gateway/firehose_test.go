@@ -25,6 +25,7 @@ import (
 	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/snappy"
+	"github.com/parquet-go/parquet-go"
 	"github.com/streamgate/streamgate/gateway"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	fh "github.com/streamgate/streamgate/gateway/firehose"
@@ -521,4 +522,72 @@ func TestFirehoseLambdaTransformation(t *testing.T) {
 	if all := read(""); strings.Contains(all, "DROP") {
 		t.Errorf("a dropped record was delivered: %s", all)
 	}
+}
+
+// Record format conversion: JSON telemetry becomes Parquet files with the
+// configured schema's columns (read back with parquet-go); a record that
+// does not fit goes to the format-conversion-failed error output.
+func TestFirehoseParquetConversion(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(c *gateway.Config) {
+		c.Firehose.Schemas = map[string][]fh.Column{"readings": {{Name: "device", Type: "string"}, {Name: "temp", Type: "double"}, {Name: "count", Type: "bigint"}, {Name: "ts", Type: "timestamp"}}}
+	})
+	f := s.firehose()
+	_, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("pq"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::lake"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), Prefix: aws.String("readings/"), ErrorOutputPrefix: aws.String("bad/!{firehose:error-output-type}/"),
+			BufferingHints: &fhtypes.BufferingHints{SizeInMBs: aws.Int32(64), IntervalInSeconds: aws.Int32(1)},
+			DataFormatConversionConfiguration: &fhtypes.DataFormatConversionConfiguration{Enabled: aws.Bool(true),
+				SchemaConfiguration:       &fhtypes.SchemaConfiguration{DatabaseName: aws.String("iot"), TableName: aws.String("readings"), RoleARN: aws.String("arn:aws:iam::000000000000:role/x")},
+				InputFormatConfiguration:  &fhtypes.InputFormatConfiguration{Deserializer: &fhtypes.Deserializer{OpenXJsonSerDe: &fhtypes.OpenXJsonSerDe{}}},
+				OutputFormatConfiguration: &fhtypes.OutputFormatConfiguration{Serializer: &fhtypes.Serializer{ParquetSerDe: &fhtypes.ParquetSerDe{Compression: fhtypes.ParquetCompressionSnappy}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []fhtypes.Record
+	for i := range 100 {
+		batch = append(batch, fhtypes.Record{Data: []byte(fmt.Sprintf(`{"Device":"d%d","temp":%d.5,"count":%d,"ts":1764130000000,"extra":true}`, i%4, i, i))})
+	}
+	batch = append(batch, fhtypes.Record{Data: []byte(`{"device":"x","temp":"hot"}`)})
+	if _, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("pq"), Records: batch}); err != nil {
+		t.Fatal(err)
+	}
+	lake := filepath.Join(s.dataDir, "firehose-buckets", "lake")
+	var files []string
+	waitFor(t, 20*time.Second, "a Parquet file and the conversion failure", func() bool {
+		files = nil
+		filepath.Walk(filepath.Join(lake, "readings"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && strings.HasSuffix(p, ".parquet") {
+				files = append(files, p)
+			}
+			return nil
+		})
+		bad, _ := os.ReadDir(filepath.Join(lake, "bad", "format-conversion-failed"))
+		return len(files) > 0 && len(bad) > 0
+	})
+	rows := 0
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		r := parquet.NewReader(bytes.NewReader(b))
+		for {
+			row := map[string]any{}
+			if err := r.Read(&row); err != nil {
+				break
+			}
+			if row["device"] == nil || row["count"] == nil || len(row) != 4 {
+				t.Errorf("row %v: want the four schema columns", row)
+			}
+			rows++
+		}
+	}
+	if rows != 100 {
+		t.Errorf("%d rows in Parquet, want 100", rows)
+	}
+	// Conversion needs UNCOMPRESSED at the top level and a known schema.
+	_, err = f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String("pq2"),
+		ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::lake"),
+			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"),
+			DataFormatConversionConfiguration: &fhtypes.DataFormatConversionConfiguration{Enabled: aws.Bool(true),
+				SchemaConfiguration: &fhtypes.SchemaConfiguration{TableName: aws.String("nope")}}}})
+	apiError(t, err, "InvalidArgumentException")
 }

@@ -122,7 +122,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
 	})
 	fh, err := firehose.New(store, firehose.Options{Buckets: &firehose.Buckets{Dir: filepath.Join(cfg.DataDir, "firehose-buckets"), Endpoints: cfg.Firehose.S3Endpoints},
-		Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "firehose"), Metrics: g.reg})
+		Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "firehose"), Metrics: g.reg, Schemas: cfg.Firehose.Schemas})
 	if err != nil {
 		store.Close()
 		return nil, err

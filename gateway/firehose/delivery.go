@@ -50,14 +50,16 @@ type destination struct {
 	procs    procs
 	dynamic  bool
 	retry    time.Duration // HTTP: how long to retry before the backup
+	conv     *conversion   // JSON -> Parquet, nil when off
 }
 
-func (d *DeliveryStream) destination() destination {
+func (d *DeliveryStream) destination(schemas map[string][]Column) destination {
 	var dst destination
 	hints := (*BufferingHints)(nil)
 	var pc *ProcessingConfiguration
 	if d.ExtendedS3 != nil {
 		dst.s3, hints, pc = d.ExtendedS3, d.ExtendedS3.BufferingHints, d.ExtendedS3.ProcessingConfiguration
+		dst.conv, _ = parseConversion(d.ExtendedS3.DataFormatConversion, schemas) // checked at create and update
 		dst.dynamic = d.ExtendedS3.DynamicPartitioning != nil && d.ExtendedS3.DynamicPartitioning.Enabled != nil && *d.ExtendedS3.DynamicPartitioning.Enabled
 	} else {
 		dst.http, dst.s3, hints, pc = d.HTTPEndpoint, d.HTTPEndpoint.S3Configuration, d.HTTPEndpoint.BufferingHints, d.HTTPEndpoint.ProcessingConfiguration
@@ -91,7 +93,8 @@ type part struct {
 	keys    map[string]string
 	errType string // "" for data; else the error output type
 	data    bytes.Buffer
-	records [][]byte // for the HTTP endpoint: the records one by one
+	records [][]byte         // for the HTTP endpoint: the records one by one
+	rows    []map[string]any // for Parquet conversion: the records as rows
 	count   int
 	oldest  int64
 }
@@ -136,7 +139,7 @@ func (b *batch) add(partKey string, keys map[string]string, errType string, data
 func (s *Service) follow(ctx context.Context, r *running, shard string) {
 	ds := r.ds
 	stream := ds.sourceStream()
-	dst := ds.destination()
+	dst := ds.destination(s.schemas)
 	pos := streamstore.Position{Type: streamstore.TrimHorizon}
 	if ds.Type == "KinesisStreamAsSource" {
 		pos = streamstore.Position{Type: streamstore.AtTimestamp, Time: ds.Created}
@@ -251,6 +254,18 @@ func (s *Service) bufferTransformed(ds *DeliveryStream, dst destination, b *batc
 			keys[k] = v // partitionKeyFromLambda
 		}
 	}
+	var row map[string]any
+	if dst.conv != nil {
+		var err error
+		if row, err = dst.conv.row(data); err != nil {
+			doc, _ := json.Marshal(map[string]any{"attemptsMade": 1, "arrivalTimestamp": rec.Arrival / 1e6, "lastErrorCode": "DataFormatConversion.MalformedData",
+				"lastErrorMessage": err.Error(), "attemptEndingTimestamp": time.Now().UnixMilli(), "rawData": base64.StdEncoding.EncodeToString(rec.Data),
+				"sequenceNumber": rec.Seq.String(), "dataCatalogTable": map[string]string{"tableName": dst.conv.table}})
+			b.add("!format-conversion-failed", nil, "format-conversion-failed", append(doc, '\n'), rec.Arrival, false)
+			s.m.failed.WithLabelValues(ds.Name).Inc()
+			return
+		}
+	}
 	partKey := ""
 	if dst.dynamic && len(keys) > 0 {
 		names := make([]string, 0, len(keys))
@@ -263,6 +278,10 @@ func (s *Service) bufferTransformed(ds *DeliveryStream, dst destination, b *batc
 		}
 	}
 	b.add(partKey, keys, "", data, rec.Arrival, dst.http != nil)
+	if row != nil {
+		p := b.parts[partKey]
+		p.rows = append(p.rows, row)
+	}
 }
 
 // flush delivers every part of a batch; it returns only when all are
@@ -330,8 +349,14 @@ func (s *Service) putS3(ctx context.Context, ds *DeliveryStream, d *ExtendedS3De
 	if errType != "" {
 		format = "UNCOMPRESSED"
 	}
-	body, ext, err := compress(format, p.data.Bytes())
-	if err != nil {
+	var body []byte
+	var ext string
+	if conv, _ := parseConversion(d.DataFormatConversion, s.schemas); conv != nil && errType == "" && p.rows != nil {
+		ext = ".parquet"
+		if body, err = conv.write(p.rows); err != nil {
+			return err
+		}
+	} else if body, ext, err = compress(format, p.data.Bytes()); err != nil {
 		return err
 	}
 	if d.FileExtension != "" {

@@ -200,8 +200,8 @@ func (s *ExtendedS3Destination) validate(maxMB int) error {
 		return fmt.Errorf("CompressionFormat %s: want UNCOMPRESSED, GZIP, ZIP, Snappy or HADOOP_SNAPPY", s.CompressionFormat)
 	}
 	if s.DataFormatConversion != nil {
-		if enabled, _ := s.DataFormatConversion["Enabled"].(bool); enabled {
-			return fmt.Errorf("DataFormatConversionConfiguration (Parquet/ORC) is not supported yet")
+		if enabled, ok := s.DataFormatConversion["Enabled"].(bool); (enabled || !ok) && s.CompressionFormat != "" && s.CompressionFormat != "UNCOMPRESSED" {
+			return fmt.Errorf("CompressionFormat must be UNCOMPRESSED when data format conversion is enabled (Parquet compresses inside)")
 		}
 	}
 	procs, err := processors(s.ProcessingConfiguration)

@@ -24,6 +24,7 @@ type Service struct {
 	region, account string
 	log             *slog.Logger
 	http            *http.Client
+	schemas         map[string][]Column
 	m               *metrics
 
 	mu      sync.Mutex
@@ -44,6 +45,9 @@ type Options struct {
 	Logger          *slog.Logger
 	Metrics         prometheus.Registerer
 	HTTPClient      *http.Client // for HTTP endpoint destinations
+	// Schemas are the tables Parquet conversion uses, by TableName (or
+	// DatabaseName.TableName).
+	Schemas map[string][]Column
 }
 
 const documentKind = "delivery-stream"
@@ -52,7 +56,7 @@ const documentKind = "delivery-stream"
 // Start runs their deliveries.
 func New(store *streamstore.Store, o Options) (*Service, error) {
 	s := &Service{store: store, buckets: o.Buckets, region: o.Region, account: o.Account, log: o.Logger, http: o.HTTPClient,
-		running: map[string]*running{}}
+		schemas: o.Schemas, running: map[string]*running{}}
 	if s.http == nil {
 		s.http = &http.Client{Timeout: 3 * time.Minute}
 	}
@@ -231,8 +235,8 @@ func (s *Service) create(r *awsapi.Request) (any, error) {
 	if ds.ExtendedS3 == nil && in.S3Destination != nil {
 		ds.ExtendedS3 = in.S3Destination // the legacy S3 destination is a subset
 	}
-	if err := ds.validate(); err != nil {
-		return nil, invalid("%s", err.Error())
+	if err := s.validate(&ds); err != nil {
+		return nil, err
 	}
 	if ds.Type == "KinesisStreamAsSource" {
 		if _, err := s.store.Stream(ds.sourceStream()); err != nil {
@@ -260,6 +264,19 @@ func (s *Service) create(r *awsapi.Request) (any, error) {
 	s.start(&ds)
 	s.log.Info("delivery stream created", "delivery_stream", ds.Name, "type", ds.Type, "destination", s.destinationName(&ds))
 	return map[string]string{"DeliveryStreamARN": s.arn(ds.Name)}, nil
+}
+
+// validate checks a configuration, with the gateway's conversion schemas.
+func (s *Service) validate(ds *DeliveryStream) error {
+	if err := ds.validate(); err != nil {
+		return invalid("%s", err.Error())
+	}
+	if ds.ExtendedS3 != nil {
+		if _, err := parseConversion(ds.ExtendedS3.DataFormatConversion, s.schemas); err != nil {
+			return invalid("DataFormatConversionConfiguration: %s", err.Error())
+		}
+	}
+	return nil
 }
 
 func (s *Service) destinationName(ds *DeliveryStream) string {
@@ -535,8 +552,8 @@ func (s *Service) updateDestination(r *awsapi.Request) (any, error) {
 	default:
 		return nil, invalid("An update of one destination is required.")
 	}
-	if err := ds.validate(); err != nil {
-		return nil, invalid("%s", err.Error())
+	if err := s.validate(ds); err != nil {
+		return nil, err
 	}
 	ds.Version++
 	ds.Updated = time.Now()
