@@ -492,6 +492,8 @@ func TestFirehoseLambdaTransformation(t *testing.T) {
 			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), BufferingHints: &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)},
 			Prefix: aws.String("!{partitionKeyFromLambda:kind}/"), ErrorOutputPrefix: aws.String("err/!{firehose:error-output-type}/"),
 			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{Enabled: aws.Bool(true)},
+			S3BackupMode: fhtypes.S3BackupModeEnabled, S3BackupConfiguration: &fhtypes.S3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::xf-source"),
+				RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), Prefix: aws.String("source/")},
 			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{{Type: fhtypes.ProcessorTypeLambda,
 				Parameters: []fhtypes.ProcessorParameter{{ParameterName: fhtypes.ProcessorParameterNameLambdaArn, ParameterValue: aws.String(fn.URL)}}}}}}})
 	if err != nil {
@@ -522,6 +524,18 @@ func TestFirehoseLambdaTransformation(t *testing.T) {
 	if all := read(""); strings.Contains(all, "DROP") {
 		t.Errorf("a dropped record was delivered: %s", all)
 	}
+	// S3BackupMode Enabled: every source record, as it came, in the backup bucket.
+	waitFor(t, 10*time.Second, "the source records in the backup bucket", func() bool {
+		var all string
+		filepath.Walk(filepath.Join(s.dataDir, "firehose-buckets", "xf-source", "source"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				b, _ := os.ReadFile(p)
+				all += string(b)
+			}
+			return nil
+		})
+		return all == "temp-1temp-2door-1drop-mefail-me"
+	})
 }
 
 // Record format conversion: JSON telemetry becomes Parquet files with the

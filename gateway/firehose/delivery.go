@@ -49,8 +49,9 @@ type destination struct {
 	interval time.Duration
 	procs    procs
 	dynamic  bool
-	retry    time.Duration // HTTP: how long to retry before the backup
-	conv     *conversion   // JSON -> Parquet, nil when off
+	backup   *ExtendedS3Destination // S3BackupMode Enabled: where source records are copied
+	retry    time.Duration          // HTTP: how long to retry before the backup
+	conv     *conversion            // JSON -> Parquet, nil when off
 }
 
 func (d *DeliveryStream) destination(schemas map[string][]Column) destination {
@@ -60,6 +61,9 @@ func (d *DeliveryStream) destination(schemas map[string][]Column) destination {
 	if d.ExtendedS3 != nil {
 		dst.s3, hints, pc = d.ExtendedS3, d.ExtendedS3.BufferingHints, d.ExtendedS3.ProcessingConfiguration
 		dst.conv, _ = parseConversion(d.ExtendedS3.DataFormatConversion, schemas) // checked at create and update
+		if d.ExtendedS3.S3BackupMode == "Enabled" {
+			dst.backup = d.ExtendedS3.S3BackupConfiguration
+		}
 		dst.dynamic = d.ExtendedS3.DynamicPartitioning != nil && d.ExtendedS3.DynamicPartitioning.Enabled != nil && *d.ExtendedS3.DynamicPartitioning.Enabled
 	} else {
 		dst.http, dst.s3, hints, pc = d.HTTPEndpoint, d.HTTPEndpoint.S3Configuration, d.HTTPEndpoint.BufferingHints, d.HTTPEndpoint.ProcessingConfiguration
@@ -80,6 +84,7 @@ func (d *DeliveryStream) destination(schemas map[string][]Column) destination {
 // sequence number they cover.
 type batch struct {
 	parts   map[string]*part
+	backup  *part // the source records as they came, for S3BackupMode Enabled
 	size    int
 	records int
 	started time.Time // when the first record was buffered
@@ -227,6 +232,13 @@ func (s *Service) buffer(ds *DeliveryStream, dst destination, b *batch, rec stre
 func (s *Service) bufferTransformed(ds *DeliveryStream, dst destination, b *batch, t transformed) {
 	rec := t.rec
 	b.lastSeq = rec.Seq.String()
+	if dst.backup != nil {
+		if b.backup == nil {
+			b.backup = &part{oldest: rec.Arrival}
+		}
+		b.backup.data.Write(rec.Data)
+		b.backup.count++
+	}
 	if t.drop {
 		return
 	}
@@ -304,6 +316,12 @@ func (s *Service) flush(ctx context.Context, ds *DeliveryStream, dst destination
 			err = s.putS3(ctx, ds, dst.s3, p, "")
 		}
 		if err != nil {
+			return err
+		}
+	}
+	if b.backup != nil {
+		// The source records, before processing, to the backup bucket.
+		if err := s.putS3(ctx, ds, dst.backup, b.backup, ""); err != nil {
 			return err
 		}
 	}

@@ -209,6 +209,18 @@ func (s *ExtendedS3Destination) validate(maxMB int) error {
 		return err
 	}
 	dynamic := s.DynamicPartitioning != nil && s.DynamicPartitioning.Enabled != nil && *s.DynamicPartitioning.Enabled
+	switch s.S3BackupMode {
+	case "", "Disabled":
+	case "Enabled":
+		if s.S3BackupConfiguration == nil {
+			return fmt.Errorf("S3BackupMode Enabled needs S3BackupConfiguration")
+		}
+		if err := s.S3BackupConfiguration.validate(maxMB); err != nil {
+			return fmt.Errorf("S3BackupConfiguration: %w", err)
+		}
+	default:
+		return fmt.Errorf("S3BackupMode %s: want Enabled or Disabled", s.S3BackupMode)
+	}
 	if err := validPrefix(s.Prefix, false, dynamic); err != nil {
 		return err
 	}
