@@ -492,7 +492,7 @@ func TestFirehoseLambdaTransformation(t *testing.T) {
 			RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), BufferingHints: &fhtypes.BufferingHints{SizeInMBs: aws.Int32(1), IntervalInSeconds: aws.Int32(1)},
 			Prefix: aws.String("!{partitionKeyFromLambda:kind}/"), ErrorOutputPrefix: aws.String("err/!{firehose:error-output-type}/"),
 			DynamicPartitioningConfiguration: &fhtypes.DynamicPartitioningConfiguration{Enabled: aws.Bool(true)},
-			S3BackupMode: fhtypes.S3BackupModeEnabled, S3BackupConfiguration: &fhtypes.S3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::xf-source"),
+			S3BackupMode:                     fhtypes.S3BackupModeEnabled, S3BackupConfiguration: &fhtypes.S3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::xf-source"),
 				RoleARN: aws.String("arn:aws:iam::000000000000:role/x"), Prefix: aws.String("source/")},
 			ProcessingConfiguration: &fhtypes.ProcessingConfiguration{Enabled: aws.Bool(true), Processors: []fhtypes.Processor{{Type: fhtypes.ProcessorTypeLambda,
 				Parameters: []fhtypes.ProcessorParameter{{ParameterName: fhtypes.ProcessorParameterNameLambdaArn, ParameterValue: aws.String(fn.URL)}}}}}}})
