@@ -112,6 +112,32 @@ func (f *Fragmenter) gop(i int) [][]byte {
 	return nil
 }
 
+// openSample is a sample of the open fragment with its times.
+type openSample struct {
+	track   int
+	dts     int64 // in the track's clock
+	pts     int64
+	payload []byte // as stored: AVCC for H.264/H.265, raw for audio
+}
+
+// openSamples returns every sample of the open fragment (and the samples
+// held back for their duration), in decode order per track; a muxer that
+// starts mid-fragment is fed them so it starts at the fragment's keyframe.
+func (f *Fragmenter) openSamples() []openSample {
+	var out []openSample
+	for i, ft := range f.tracks {
+		dts := ft.base
+		for _, s := range ft.samples {
+			out = append(out, openSample{track: i, dts: dts, pts: dts + int64(s.PTSOffset), payload: s.Payload})
+			dts += int64(s.Duration)
+		}
+		if ft.held != nil {
+			out = append(out, openSample{track: i, dts: ft.heldDTS, pts: ft.heldDTS + int64(ft.held.PTSOffset), payload: ft.held.Payload})
+		}
+	}
+	return out
+}
+
 // errNoTrack is returned for a track index the fragmenter does not have.
 var errNoTrack = errors.New("no such track")
 

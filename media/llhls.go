@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gohlslib/v2"
@@ -12,11 +13,11 @@ import (
 )
 
 // lowLatency is a live stream's Low-Latency HLS muxer (gohlslib), fed with
-// the publisher's access units as they arrive: always on, so the first
-// playlist exists as soon as the first segment does, and a keyframe is in
-// the playlist as soon as its part is. Parts and segments live in dir (not
+// the publisher's access units as they arrive while players use it: a
+// keyframe is in the playlist as soon as its part is. Parts and segments live in dir (not
 // in memory) and are removed with the publisher.
 type lowLatency struct {
+	used   atomic.Int64 // Unix ns of the last request
 	m      *gohlslib.Muxer
 	tracks []*gohlslib.Track // by codec track index; nil: not carried
 	dir    string
@@ -100,4 +101,7 @@ func (l *lowLatency) close() {
 }
 
 // Handle serves the muxer's playlists, parts and segments.
-func (l *lowLatency) Handle(w http.ResponseWriter, r *http.Request) { l.m.Handle(w, r) }
+func (l *lowLatency) Handle(w http.ResponseWriter, r *http.Request) {
+	l.used.Store(time.Now().UnixNano())
+	l.m.Handle(w, r)
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 )
 
@@ -55,8 +58,13 @@ type publisher struct {
 	closed bool
 	failed atomic.Value // error from the sink: the session must end
 	onFail func()       // ends the session after a store failure
-	ll     *lowLatency  // nil when low-latency HLS is off or cannot carry the tracks
-	rtc    *rtcFeed     // WebRTC viewers
+	// ll is the Low-Latency HLS muxer, started when a LIVE player asks for it
+	// (it costs a third of a camera's CPU and half its memory) and stopped
+	// after llIdle without requests; nil meanwhile. Under mu.
+	ll    *lowLatency
+	llDir string // where the muxer keeps its parts; "" when LL-HLS is off
+	cts   []codecTrack
+	rtc   *rtcFeed // WebRTC viewers
 	// requestKeyframe asks the source for a keyframe (WebRTC publishers);
 	// nil when it cannot be asked (RTSP).
 	requestKeyframe func()
@@ -87,9 +95,7 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 	}
 	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
 	p.rtc = newRTCFeed(cts, m)
-	if llDir != "" {
-		p.ll = newLowLatency(cts, llDir, log)
-	}
+	p.llDir, p.cts = llDir, cts
 	go p.writer()
 	return p, nil
 }
@@ -188,6 +194,7 @@ func (p *publisher) joinRTC(v *rtcViewer) ([]*rtp.Packet, bool) {
 // enqueue hands a completed fragment to the writer, blocking while the queue
 // is full (the store is slower than the camera).
 func (p *publisher) enqueue(f *Fragment) error {
+	p.stopIdleLowLatency()
 	if err, _ := p.failed.Load().(error); err != nil {
 		return errStoreFailed
 	}
@@ -233,6 +240,71 @@ func (p *publisher) writer() {
 	}
 }
 
+// llIdle is how long a Low-Latency HLS muxer runs without requests.
+const llIdle = 2 * time.Minute
+
+// lowLatency returns the stream's Low-Latency HLS handler, starting the
+// muxer on first use; nil when LL-HLS is off, the publisher has ended, or
+// the codec parameters are not known yet. The muxer begins at the next
+// keyframe; its playlists wait for their first segment.
+func (p *publisher) lowLatency() http.Handler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.llDir == "" {
+		return nil
+	}
+	if p.ll == nil {
+		p.ll = newLowLatency(p.cts, fmt.Sprintf("%s-%d", p.llDir, time.Now().UnixNano()), p.log)
+		if p.ll == nil {
+			return nil
+		}
+		p.prefillLowLatency()
+		p.log.Info("low-latency HLS started", "stream", p.live.name)
+	}
+	p.ll.used.Store(time.Now().UnixNano())
+	return http.HandlerFunc(p.ll.Handle)
+}
+
+// prefillLowLatency feeds a new muxer the open fragment (which starts at a
+// keyframe), interleaved by time, so its first segment completes at the
+// next keyframe instead of a whole GOP later. Wall-clock times are derived
+// from the newest leading sample, which arrived just now.
+func (p *publisher) prefillLowLatency() {
+	samples := p.frag.openSamples()
+	if len(samples) == 0 || p.frag.leader == nil {
+		return
+	}
+	seconds := func(s openSample) float64 { return float64(s.pts) / float64(p.cts[s.track].clockRate()) }
+	sort.SliceStable(samples, func(a, b int) bool {
+		return float64(samples[a].dts)/float64(p.cts[samples[a].track].clockRate()) < float64(samples[b].dts)/float64(p.cts[samples[b].track].clockRate())
+	})
+	newest := float64(p.frag.leaderPTS) / float64(p.frag.leader.ct.clockRate())
+	now := time.Now()
+	for _, s := range samples {
+		ct := p.cts[s.track]
+		au := [][]byte{s.payload}
+		if ct.isVideo() {
+			var avcc h264.AVCC
+			if avcc.Unmarshal(s.payload) != nil {
+				continue
+			}
+			au = avcc
+		}
+		at := now.Add(-time.Duration((newest - seconds(s)) * float64(time.Second)))
+		p.ll.write(s.track, ct, at, s.pts, au)
+	}
+}
+
+// stopIdleLowLatency stops a muxer nobody asked for in llIdle. The caller
+// holds p.mu (it runs as each fragment completes).
+func (p *publisher) stopIdleLowLatency() {
+	if p.ll != nil && time.Since(time.Unix(0, p.ll.used.Load())) > llIdle {
+		p.ll.close()
+		p.ll = nil
+		p.log.Info("low-latency HLS stopped: no player for a while", "stream", p.live.name)
+	}
+}
+
 // close ends the session: the open fragment is emitted and everything
 // queued is stored before close returns.
 func (p *publisher) close() error {
@@ -246,6 +318,7 @@ func (p *publisher) close() error {
 	p.rtc.close()
 	if p.ll != nil {
 		p.ll.close()
+		p.ll = nil
 	}
 	err := p.frag.Close()
 	close(p.queue)

@@ -219,15 +219,16 @@ func (s *Server) IsLive(stream string) bool {
 }
 
 // LowLatencyHLS returns the handler of a live stream's Low-Latency HLS
-// muxer (its playlists, parts and segments by file name), or nil.
+// muxer (its playlists, parts and segments by file name), starting the
+// muxer if it is not running, or nil.
 func (s *Server) LowLatencyHLS(stream string) http.Handler {
 	s.mu.Lock()
 	l := s.lives[stream]
 	s.mu.Unlock()
-	if l == nil || l.pub.ll == nil {
+	if l == nil {
 		return nil
 	}
-	return http.HandlerFunc(l.pub.ll.Handle)
+	return l.pub.lowLatency()
 }
 
 // SourceStates reports the pull sources.
@@ -263,7 +264,7 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 	}
 	llDir := ""
 	if s.cfg.LowLatencyHLSDir != "" {
-		llDir = filepath.Join(s.cfg.LowLatencyHLSDir, fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
+		llDir = filepath.Join(s.cfg.LowLatencyHLSDir, name)
 	}
 	p, err := newPublisher(l, desc, settings, l.streams, llDir, s.m, s.log)
 	if err != nil {
