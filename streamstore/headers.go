@@ -21,6 +21,7 @@ type RecordHeader struct {
 	Producer     int64 // Unix ns, 0 when unknown
 
 	dataAt int64 // file offset of the data, for ReadHead
+	at     int64 // file offset of the frame
 }
 
 // TimeKind selects which timestamp a time search uses.
@@ -95,7 +96,7 @@ func (sh *shardLog) walkHeaders(views []segView, start func(segView) (off int64,
 			continue
 		}
 		stop := false
-		err := scanHeaders(v, off, func(h RecordHeader) bool {
+		err := v.scanHeaders(off, func(h RecordHeader) bool {
 			if h.Seq.Index >= vis {
 				stop = true
 				return false
@@ -159,7 +160,7 @@ func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
 			}
 			h.PartitionKey = string(key)
 		}
-		h.dataAt = off + int64(keyStart+keyLen)
+		h.dataAt, h.at = off+int64(keyStart+keyLen), off
 		if !fn(h) {
 			return nil
 		}
@@ -168,6 +169,36 @@ func scanHeaders(v segView, off int64, fn func(RecordHeader) bool) error {
 		window = wideWindow
 		if size > wideWindow/4 {
 			window = narrowWindow
+		}
+	}
+	return nil
+}
+
+// maxCachedHeaders bounds which sealed segments keep their headers in
+// memory: a segment of video fragments holds tens of records and is listed
+// again and again; one of small records holds millions and is not.
+const maxCachedHeaders = 1 << 14
+
+// scanHeaders is scanHeaders over the segment's cached headers when it has
+// them (reading and caching them all on the first scan of a sealed, small
+// segment), else over the file.
+func (v segView) scanHeaders(off int64, fn func(RecordHeader) bool) error {
+	if !v.sealed || v.seg == nil || v.count > maxCachedHeaders {
+		return scanHeaders(v, off, fn)
+	}
+	cached := v.seg.headers.Load()
+	if cached == nil {
+		all := make([]RecordHeader, 0, v.count)
+		if err := scanHeaders(v, 0, func(h RecordHeader) bool { all = append(all, h); return true }); err != nil {
+			return err
+		}
+		v.seg.headers.Store(&all)
+		cached = &all
+	}
+	list := *cached
+	for _, h := range list[sort.Search(len(list), func(i int) bool { return list[i].at >= off }):] {
+		if !fn(h) {
+			return nil
 		}
 	}
 	return nil

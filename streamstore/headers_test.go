@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,40 @@ func TestSeekByTimeAfterReopen(t *testing.T) {
 	at, err := r.Seek("s", ShardID(0), Position{Type: AtTimestamp, Time: start.Add(2 * time.Second)})
 	if err != nil || at != 3 {
 		t.Fatalf("seek to the third record's time after reopen: index %d, %v", at, err)
+	}
+}
+
+// A sealed segment's headers are read once and kept: the second listing
+// answers from memory with the same headers, the active segment from the file.
+func TestSealedSegmentHeadersAreCached(t *testing.T) {
+	clk := newClock()
+	s := openTest(t, Options{Dir: t.TempDir(), Now: clk.Now, SegmentBytes: 64 << 10})
+	if _, err := s.CreateStream(StreamConfig{Name: "video/c", Shards: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		mustAppend(t, s, "video/c", Entry{PartitionKey: fmt.Sprint("f", i), Data: bytes.Repeat([]byte{1}, 10<<10)})
+		clk.Add(time.Second)
+	}
+	list := func() []RecordHeader {
+		var hs []RecordHeader
+		if err := s.HeadersFrom("video/c", ShardID(0), 1, func(h RecordHeader) bool { hs = append(hs, h); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return hs
+	}
+	first := list()
+	_, log, _, _ := s.lookup("video/c", ShardID(0))
+	cached := 0
+	for _, g := range log.segments {
+		if g.sealed && g.headers.Load() != nil {
+			cached++
+		}
+	}
+	if cached == 0 || len(log.segments) < 3 {
+		t.Fatalf("%d of %d segments have cached headers", cached, len(log.segments))
+	}
+	if second := list(); len(first) != 40 || !reflect.DeepEqual(first, second) {
+		t.Fatalf("listings differ: %d and %d headers", len(first), len(second))
 	}
 }

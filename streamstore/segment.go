@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/streamgate/streamgate/streamstore/vfs"
 )
@@ -41,6 +42,10 @@ type segment struct {
 	producers producerRange
 	index     []indexEntry
 	sealed    bool
+
+	// headers caches a sealed segment's record headers once read, when it
+	// holds few records (video fragments): listings then touch no file.
+	headers atomic.Pointer[[]RecordHeader]
 }
 
 func segmentName(base uint64) string { return fmt.Sprintf("%020d.log", base) }

@@ -436,6 +436,9 @@ type segView struct {
 	last  int64
 
 	producers producerRange
+
+	seg    *segment // for its header cache
+	sealed bool
 }
 
 func (sh *shardLog) snapshot() []segView {
@@ -443,7 +446,7 @@ func (sh *shardLog) snapshot() []segView {
 	defer sh.mu.RUnlock()
 	views := make([]segView, len(sh.segments))
 	for i, g := range sh.segments {
-		views[i] = segView{g.base, g.file, g.size, g.count, g.index, g.firstTime, g.lastTime, g.producers}
+		views[i] = segView{g.base, g.file, g.size, g.count, g.index, g.firstTime, g.lastTime, g.producers, g, g.sealed}
 	}
 	return views
 }
