@@ -384,6 +384,11 @@ func (s *Service) delete(r *awsapi.Request) (any, error) {
 		if err := s.store.DeleteStream(backingStream(ds.Name)); err != nil && !errors.Is(err, streamstore.ErrNotFound) {
 			return nil, err
 		}
+	} else if info, err := s.store.Stream(ds.sourceStream()); err == nil {
+		// A delivery stream made later under the same name starts afresh.
+		for _, sh := range info.Shards {
+			s.store.SetCheckpoint(ds.group(), info.Name, sh.ID, "") //nolint:errcheck // best effort
+		}
 	}
 	s.log.Info("delivery stream deleted", "delivery_stream", ds.Name)
 	return struct{}{}, nil
