@@ -43,7 +43,7 @@ func benchMQTTCmd(args []string) error {
 	body = append(body, `"}`...)
 	pubs := make([]*benchPublisher, *publishers)
 	for i := range pubs {
-		p, err := dialPublisher(*broker, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano()%1e6, i), *user, *pass)
+		p, err := dialPublisher(*broker, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano()%1e6, i), *user, *pass, 64<<10)
 		if err != nil {
 			return fmt.Errorf("publisher %d: %w", i, err)
 		}
@@ -99,13 +99,15 @@ type benchPublisher struct {
 	failed int64
 }
 
-func dialPublisher(broker, clientID, user, pass string) (*benchPublisher, error) {
+// dialPublisher connects with MQTT 3.1.1 (keepalive 240 s: the bench sends
+// no pings) and reads the CONNACK through a reader of readBuf bytes.
+func dialPublisher(broker, clientID, user, pass string, readBuf int) (*benchPublisher, error) {
 	conn, err := net.Dial("tcp", broker)
 	if err != nil {
 		return nil, err
 	}
 	c := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	c.ProtocolName, c.ProtocolVersion, c.CleanSession, c.Keepalive, c.ClientIdentifier = "MQTT", 4, true, 60, clientID
+	c.ProtocolName, c.ProtocolVersion, c.CleanSession, c.Keepalive, c.ClientIdentifier = "MQTT", 4, true, 240, clientID
 	if user != "" {
 		c.UsernameFlag, c.PasswordFlag, c.Username, c.Password = true, true, user, []byte(pass)
 	}
@@ -113,12 +115,14 @@ func dialPublisher(broker, clientID, user, pass string) (*benchPublisher, error)
 		conn.Close()
 		return nil, err
 	}
-	r := bufio.NewReaderSize(conn, 64<<10)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReaderSize(conn, readBuf)
 	ack, err := packets.ReadPacket(r)
 	if ca, ok := ack.(*packets.ConnackPacket); err != nil || !ok || ca.ReturnCode != 0 {
 		conn.Close()
 		return nil, fmt.Errorf("CONNACK %v %v", ack, err)
 	}
+	conn.SetReadDeadline(time.Time{})
 	return &benchPublisher{conn: conn, r: r}, nil
 }
 
@@ -245,49 +249,14 @@ func benchMQTTIdle(broker, user, pass, name string, n, pid int) error {
 		}
 	}()
 	for i := range n {
-		c, err := net.Dial("tcp", broker)
+		p, err := dialPublisher(broker, fmt.Sprintf("idle-%d", i), user, pass, 16)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
 		}
-		conns = append(conns, c)
-		flags := byte(0x02) // clean session
-		if user != "" {
-			flags |= 0xc0 // user name and password
-		}
-		body := append(mqttStr("MQTT"), 4, flags, 0, 240) // 3.1.1, keepalive 240 s
-		body = append(body, mqttStr(fmt.Sprintf("idle-%d", i))...)
-		if user != "" {
-			body = append(append(body, mqttStr(user)...), mqttStr(pass)...)
-		}
-		pkt := append([]byte{0x10}, remainingLength(len(body))...)
-		if _, err := c.Write(append(pkt, body...)); err != nil {
-			return err
-		}
-		ack := make([]byte, 4)
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := bufio.NewReader(c).Read(ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-			return fmt.Errorf("connection %d: CONNACK %x %v", i, ack, err)
-		}
+		conns = append(conns, p.conn)
 	}
 	time.Sleep(3 * time.Second)
 	rss1 := procRSSKiB(pid)
 	fmt.Printf("%s: %d idle connections: RSS %d -> %d KiB, %.1f KiB per connection\n", name, n, rss0, rss1, float64(rss1-rss0)/float64(n))
 	return nil
-}
-
-func mqttStr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
-func remainingLength(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
 }
