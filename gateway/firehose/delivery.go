@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/klauspost/compress/gzip"
 	"github.com/streamgate/streamgate/streamstore"
 )
@@ -406,7 +407,7 @@ func (s *Service) putS3(ctx context.Context, ds *DeliveryStream, d *ExtendedS3De
 // backup under the http-endpoint-failed error output.
 func (s *Service) postHTTP(ctx context.Context, ds *DeliveryStream, dst destination, p *part) error {
 	h := dst.http
-	requestID := newUUID()
+	requestID := uuid.NewString()
 	recs := make([]map[string]string, len(p.records))
 	for i, r := range p.records {
 		recs[i] = map[string]string{"data": base64.StdEncoding.EncodeToString(r)}

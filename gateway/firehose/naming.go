@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Object keys are <evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>,
@@ -174,15 +176,7 @@ func randomString(n int) string {
 	return string(b)
 }
 
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) //nolint:errcheck // never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 // objectName is the fixed suffix of an object key.
 func objectName(stream string, version int, t time.Time, ext string) string {
-	return fmt.Sprintf("%s-%d-%s-%s%s", stream, version, t.UTC().Format("2006-01-02-15-04-05"), newUUID(), ext)
+	return fmt.Sprintf("%s-%d-%s-%s%s", stream, version, t.UTC().Format("2006-01-02-15-04-05"), uuid.NewString(), ext)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/streamgate/streamgate/streamstore"
 )
 
@@ -59,7 +60,7 @@ func (s *Service) invoke(ctx context.Context, ds *DeliveryStream, p procs, recs 
 	for i, r := range recs {
 		in[i] = lambdaRecord{RecordID: strconv.Itoa(i), Arrival: r.Arrival / 1e6, Data: base64.StdEncoding.EncodeToString(r.Data)}
 	}
-	body, _ := json.Marshal(map[string]any{"invocationId": newUUID(), "deliveryStreamArn": s.arn(ds.Name), "region": s.region, "records": in})
+	body, _ := json.Marshal(map[string]any{"invocationId": uuid.NewString(), "deliveryStreamArn": s.arn(ds.Name), "region": s.region, "records": in})
 	var res struct {
 		Records []lambdaRecord `json:"records"`
 	}

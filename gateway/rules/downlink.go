@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamgate/streamgate/gateway/sql"
 	"github.com/streamgate/streamgate/mqtt"
@@ -207,7 +208,7 @@ func (e *recordEnv) Call(name string, args []any) (any, bool, error) {
 	case "sequencenumber":
 		return e.rec.Seq.String(), true, nil
 	case "newuuid":
-		return newUUID(), true, nil
+		return uuid.NewString(), true, nil
 	}
 	return nil, false, nil
 }

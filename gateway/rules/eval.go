@@ -2,12 +2,12 @@ package rules
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/streamgate/streamgate/gateway/sql"
 	"github.com/streamgate/streamgate/mqtt"
 )
@@ -66,7 +66,7 @@ func (e *msgEnv) Call(name string, args []any) (any, bool, error) {
 	case "timestamp":
 		return e.m.Received.UnixMilli(), true, nil
 	case "newuuid":
-		return newUUID(), true, nil
+		return uuid.NewString(), true, nil
 	case "get_user_properties":
 		// get_user_properties('key') is IoT's: the values of one MQTT 5 user
 		// property; without an argument (an extension): all of them as an
@@ -99,15 +99,6 @@ func (e *msgEnv) Call(name string, args []any) (any, bool, error) {
 		return base64.StdEncoding.EncodeToString([]byte(sql.String(args[0]))), true, nil
 	}
 	return nil, false, nil
-}
-
-// newUUID is a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) //nolint:errcheck // never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // output runs the SELECT on a message: ok is false when WHERE does not

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamgate/streamgate/mqtt"
 	"github.com/streamgate/streamgate/streamstore"
@@ -192,7 +193,7 @@ func (w *waiter) finish(err error) {
 func (r *Router) run(c *compiled, a *compiledAction, env *msgEnv, data []byte, m *mqtt.Message, pub Publisher, w *waiter) {
 	switch a.kind {
 	case "kinesis":
-		key := newUUID()
+		key := uuid.NewString()
 		if a.key != nil {
 			k, err := a.key.render(env)
 			if err != nil || k == "" {
@@ -276,7 +277,7 @@ func (r *Router) failed(c *compiled, a *compiledAction, m *mqtt.Message, err err
 		}
 		return
 	}
-	key := newUUID()
+	key := uuid.NewString()
 	if ea.key != nil {
 		if k, kerr := ea.key.render(env); kerr == nil && k != "" {
 			key = partitionKey(k)
