@@ -53,7 +53,7 @@ func processors(pc *ProcessingConfiguration) (procs, error) {
 			p.query = code
 		case "Decompression":
 			if f := params["CompressionFormat"]; f != "" && f != "GZIP" {
-				return p, fmt.Errorf("Decompression CompressionFormat %s: want GZIP", f)
+				return p, fmt.Errorf("processor Decompression: CompressionFormat %s, want GZIP", f)
 			}
 			p.decompress = true
 		case "Lambda":
@@ -61,7 +61,7 @@ func processors(pc *ProcessingConfiguration) (procs, error) {
 			// transformation contract: its URL is the LambdaArn parameter.
 			u := params["LambdaArn"]
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-				return p, fmt.Errorf("Lambda processor: LambdaArn %q must be the http(s) URL of a function speaking the Lambda transformation contract", u)
+				return p, fmt.Errorf("processor Lambda: LambdaArn %q must be the http(s) URL of a function speaking the Lambda transformation contract", u)
 			}
 			p.lambda, p.lambdaARN, p.retries = u, u, 3
 			if n := params["NumberOfRetries"]; n != "" {
