@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/streamgate/streamgate/gateway/analytics"
 	"github.com/streamgate/streamgate/gateway/auth"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/gateway/firehose"
@@ -51,6 +52,7 @@ type Gateway struct {
 	rules     *rules.Router
 	downlinks *rules.Downlinks
 	firehose  *firehose.Service
+	analytics *analytics.Service
 
 	keys       *auth.Store
 	createdKey *auth.Key
@@ -128,7 +130,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.firehose = fh
-	services := []*awsapi.Service{kinesis.New(store, kopts).Service(), video.Service(), fh.Service()}
+	g.analytics, err = analytics.New(store, analytics.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "analytics"),
+		FirehoseSource: fh.SourceStream, FirehoseStream: firehose.BackingStream})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	services := []*awsapi.Service{kinesis.New(store, kopts).Service(), video.Service(), fh.Service(), g.analytics.Service()}
 	if cfg.MQTTAddr != "" {
 		if err := g.newRules(); err != nil {
 			store.Close()
@@ -302,6 +310,7 @@ func (g *Gateway) Store() *streamstore.Store { return g.store }
 // Start binds the listeners and serves in the background.
 func (g *Gateway) Start() error {
 	g.firehose.Start()
+	g.analytics.Start()
 	if g.media != nil {
 		if err := g.media.Start(); err != nil {
 			return err
@@ -454,7 +463,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.cancelBase() // also when no listener was started
 	g.watchers.Wait()
-	g.firehose.Close() // undelivered records stay in the log
+	g.firehose.Close()  // undelivered records stay in the log
+	g.analytics.Close() // positions are checkpointed; running applications restart with the gateway
 	errs = append(errs, g.store.Close())
 	return errors.Join(errs...)
 }

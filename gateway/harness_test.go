@@ -159,13 +159,19 @@ func apiError(t testing.TB, err error, code string) {
 // rawCall posts a body with a target and returns status, headers and body.
 func (s *server) rawCall(t testing.TB, target, contentType string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
+	return s.rawCallAs(t, "kinesis", target, contentType, body)
+}
+
+// rawCallAs is rawCall signed for another service's signing name.
+func (s *server) rawCallAs(t testing.TB, service, target, contentType string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", s.endpoint+"/", bytes.NewReader(body))
 	if target != "" {
 		req.Header.Set("X-Amz-Target", target)
 	}
 	req.Header.Set("Content-Type", contentType)
 	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key.ID, SecretAccessKey: s.key.Secret}, req, hex.EncodeToString(sum[:]), "kinesis", "us-east-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: s.key.ID, SecretAccessKey: s.key.Secret}, req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)

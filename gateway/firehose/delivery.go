@@ -34,10 +34,13 @@ func (d *DeliveryStream) sourceStream() string {
 		_, name, _ := strings.Cut(d.Source.KinesisStreamARN, ":stream/")
 		return name
 	}
-	return backingStream(d.Name)
+	return BackingStream(d.Name)
 }
 
-func backingStream(name string) string { return "firehose/" + name }
+// BackingStream is the stream a Direct PUT delivery stream's records are
+// kept in until they are delivered (rules and analytics outputs append
+// there too).
+func BackingStream(name string) string { return "firehose/" + name }
 
 // group names a delivery stream's checkpoints.
 func (d *DeliveryStream) group() string { return "firehose/" + d.Name }

@@ -196,6 +196,16 @@ func (s *Service) Service() *awsapi.Service {
 	}}
 }
 
+// SourceStream is the stream a delivery stream reads its records from (an
+// analytics application may read it too).
+func (s *Service) SourceStream(name string) (string, error) {
+	ds, ok := s.get(name)
+	if !ok {
+		return "", fmt.Errorf("delivery stream %s does not exist", name)
+	}
+	return ds.sourceStream(), nil
+}
+
 func (s *Service) get(name string) (*DeliveryStream, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -250,7 +260,7 @@ func (s *Service) create(r *awsapi.Request) (any, error) {
 			Message: fmt.Sprintf("Firehose %s under accountId %s already exists", ds.Name, s.account)}
 	}
 	if ds.Type == "DirectPut" {
-		_, err := s.store.CreateStream(streamstore.StreamConfig{Name: backingStream(ds.Name), Shards: 1, RetentionHours: 24})
+		_, err := s.store.CreateStream(streamstore.StreamConfig{Name: BackingStream(ds.Name), Shards: 1, RetentionHours: 24})
 		if err != nil && !errors.Is(err, streamstore.ErrExists) {
 			return nil, err
 		}
@@ -381,7 +391,7 @@ func (s *Service) delete(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	if ds.Type == "DirectPut" {
-		if err := s.store.DeleteStream(backingStream(ds.Name)); err != nil && !errors.Is(err, streamstore.ErrNotFound) {
+		if err := s.store.DeleteStream(BackingStream(ds.Name)); err != nil && !errors.Is(err, streamstore.ErrNotFound) {
 			return nil, err
 		}
 	} else if info, err := s.store.Stream(ds.sourceStream()); err == nil {
@@ -435,7 +445,7 @@ func (s *Service) putRecord(r *awsapi.Request) (any, error) {
 	if len(in.Record.Data) > MaxRecordBytes {
 		return nil, recordTooBig(0, len(in.Record.Data))
 	}
-	res, err := s.store.Append(backingStream(ds.Name), []streamstore.Entry{{PartitionKey: "r", Data: in.Record.Data}})
+	res, err := s.store.Append(BackingStream(ds.Name), []streamstore.Entry{{PartitionKey: "r", Data: in.Record.Data}})
 	if err == nil {
 		err = res[0].Err
 	}
@@ -485,7 +495,7 @@ func (s *Service) putRecordBatch(r *awsapi.Request) (any, error) {
 	if total > MaxBatchBytes {
 		return nil, invalid("Records size exceeds 4 MB limit")
 	}
-	res, err := s.store.Append(backingStream(ds.Name), entries)
+	res, err := s.store.Append(BackingStream(ds.Name), entries)
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/streamgate/streamgate/gateway/firehose"
 	"github.com/streamgate/streamgate/gateway/sql"
 )
 
@@ -142,7 +143,7 @@ func compileAction(a Action) (compiledAction, error) {
 			return compiledAction{}, fmt.Errorf("firehose separator %q: want \\n, \\t, \\r\\n or ,", f.Separator)
 		}
 		// A Direct PUT delivery stream reads the hidden stream firehose/<name>.
-		return compiledAction{kind: "firehose", stream: "firehose/" + f.DeliveryStreamName, resource: f.DeliveryStreamName, sep: f.Separator}, nil
+		return compiledAction{kind: "firehose", stream: firehose.BackingStream(f.DeliveryStreamName), resource: f.DeliveryStreamName, sep: f.Separator}, nil
 	case a.Kinesis != nil:
 		if a.Kinesis.StreamName == "" {
 			return compiledAction{}, errors.New("kinesis action without streamName")

@@ -11,8 +11,9 @@ import (
 // builtins are the functions every dialect has (names in lower case).
 var builtins = map[string]func([]any) (any, error){
 	"abs":         math1(math.Abs),
-	"ceil":        math1(math.Ceil),
-	"floor":       math1(math.Floor),
+	"ceil":        timeOr(math1(math.Ceil), true),
+	"floor":       timeOr(math1(math.Floor), false),
+	"step":        step,
 	"round":       math1(math.Round),
 	"sqrt":        math1(math.Sqrt),
 	"ln":          math1(math.Log),

@@ -260,6 +260,10 @@ func compare(a, b any) (int, bool) {
 		if y, ok := b.(string); ok {
 			return strings.Compare(x, y), true
 		}
+	case Timestamp:
+		if y, ok := b.(Timestamp); ok {
+			return cmpInt(int64(x), int64(y)), true
+		}
 	case bool:
 		if y, ok := b.(bool); ok {
 			if x == y {
@@ -272,6 +276,16 @@ func compare(a, b any) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func number(v any) (float64, bool) {
@@ -327,6 +341,9 @@ func arith(op string, a, b any) any {
 	}
 	if a == nil || b == nil {
 		return nil
+	}
+	if t, ok := a.(Timestamp); ok {
+		return timeArith(op, t, b)
 	}
 	x, ok1 := a.(int64)
 	y, ok2 := b.(int64)
@@ -407,6 +424,8 @@ func String(v any) string {
 		return strconv.FormatBool(x)
 	case undefinedValue:
 		return ""
+	case Timestamp:
+		return x.String()
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -478,7 +497,7 @@ func (p *Primary) eval(env Env) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return Convert(v, p.Cast.Type)
+		return Convert(v, p.Cast.Type.Name)
 	case p.Interval != nil:
 		return p.Interval.millis()
 	case p.Call != nil:
@@ -584,6 +603,19 @@ func Convert(v any, typ string) (any, error) {
 		}
 	case "string", "varchar", "char", "text":
 		return String(v), nil
+	case "timestamp":
+		switch x := v.(type) {
+		case Timestamp:
+			return x, nil
+		case int64:
+			return Timestamp(x), nil
+		case float64:
+			return Timestamp(int64(x)), nil
+		case string:
+			if t, ok := ParseTimestamp(x); ok {
+				return t, nil
+			}
+		}
 	case "boolean", "bool":
 		switch x := v.(type) {
 		case bool:
@@ -618,6 +650,16 @@ func (c *Call) eval(env Env) (any, error) {
 			return nil, err
 		}
 		args = append(args, v)
+	}
+	if c.By != nil {
+		v, err := c.By.Eval(env)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, v)
+	}
+	if c.To != "" {
+		args = append(args, TimeUnit(strings.ToLower(c.To)))
 	}
 	if v, ok, err := env.Call(name, args); ok || err != nil {
 		if err != nil {

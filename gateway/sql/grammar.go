@@ -133,11 +133,14 @@ type Primary struct {
 }
 
 // Call is a function call. An argument may be * (COUNT(*), IoT's
-// encode(*, 'base64')).
+// encode(*, 'base64')). KDA's time functions add a clause after the
+// arguments: STEP(ts BY INTERVAL '1' MINUTE), FLOOR(ts TO HOUR).
 type Call struct {
 	Pos  lexer.Position
 	Name string `parser:"@Ident '('"`
-	Args []*Arg `parser:"( @@ ( ',' @@ )* )? ')'"`
+	Args []*Arg `parser:"( @@ ( ',' @@ )* )?"`
+	By   *Expr  `parser:"( 'BY' @@"`
+	To   string `parser:"| 'TO' @Ident )? ')'"`
 }
 
 // Arg is a call's argument: * or an expression.
@@ -158,8 +161,15 @@ type When struct {
 }
 
 type Cast struct {
-	Value *Expr  `parser:"'CAST' '(' @@ 'AS'"`
-	Type  string `parser:"@Ident ')'"`
+	Value *Expr     `parser:"'CAST' '(' @@ 'AS'"`
+	Type  *TypeName `parser:"@@ ')'"`
+}
+
+// TypeName is a SQL type with its optional size: VARCHAR(16), DECIMAL(8,2).
+type TypeName struct {
+	Pos  lexer.Position
+	Name string   `parser:"@Ident"`
+	Args []string `parser:"( '(' @Number ( ',' @Number )* ')' )?"`
 }
 
 // Interval is INTERVAL '5' MINUTE.
@@ -168,22 +178,36 @@ type Interval struct {
 	Unit   string `parser:"@Ident"`
 }
 
-var sqlLexer = lexer.MustSimple([]lexer.SimpleRule{
-	{Name: "Comment", Pattern: `--[^\n]*`},
-	{Name: "Whitespace", Pattern: `\s+`},
-	{Name: "Keyword", Pattern: `(?i)\b(SELECT|STREAM|FROM|WHERE|GROUP|BY|HAVING|AS|AND|OR|NOT|IS|NULL|IN|LIKE|BETWEEN|TRUE|FALSE|CASE|WHEN|THEN|ELSE|END|CAST|INTERVAL)\b`},
-	{Name: "Ident", Pattern: `[a-zA-Z_][a-zA-Z0-9_]*`},
-	{Name: "QuotedIdent", Pattern: `"(?:[^"]|"")*"`},
-	{Name: "String", Pattern: `'(?:[^']|'')*'`},
-	{Name: "Number", Pattern: `(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?`},
-	{Name: "Op", Pattern: `<>|!=|<=|>=|[-+*/%(),.<>=\[\]|]`},
-})
+// keywords of every dialect; the analytics dialect adds its statements'
+// and windows' words. IoT SQL keeps them as names, since devices send
+// fields called "range" or "into".
+const (
+	baseKeywords      = `SELECT|STREAM|FROM|WHERE|GROUP|BY|HAVING|AS|AND|OR|NOT|IS|NULL|IN|LIKE|BETWEEN|TRUE|FALSE|CASE|WHEN|THEN|ELSE|END|CAST|INTERVAL`
+	analyticsKeywords = `|CREATE|REPLACE|PUMP|INSERT|INTO|TO|OVER|WINDOW|PARTITION|RANGE|ROWS|PRECEDING|WINDOWED|STAGGER|JOIN|LEFT|INNER|OUTER|ON|TABLE|CURSOR`
+)
+
+func newLexer(keywords string) *lexer.StatefulDefinition {
+	return lexer.MustSimple([]lexer.SimpleRule{
+		{Name: "Comment", Pattern: `--[^\n]*|/\*(?s:.*?)\*/`},
+		{Name: "Whitespace", Pattern: `\s+`},
+		{Name: "Keyword", Pattern: `(?i)\b(` + keywords + `)\b`},
+		{Name: "Ident", Pattern: `[a-zA-Z_][a-zA-Z0-9_$]*`},
+		{Name: "QuotedIdent", Pattern: `"(?:[^"]|"")*"`},
+		{Name: "String", Pattern: `'(?:[^']|'')*'`},
+		{Name: "Number", Pattern: `(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?`},
+		{Name: "Op", Pattern: `<>|!=|<=|>=|[-+*/%(),.<>=\[\]|;]`},
+	})
+}
+
+func build[T any](keywords string) *participle.Parser[T] {
+	return participle.MustBuild[T](participle.Lexer(newLexer(keywords)), participle.CaseInsensitive("Keyword"),
+		participle.Elide("Comment", "Whitespace"), participle.UseLookahead(4))
+}
 
 var (
-	selectParser = participle.MustBuild[Select](participle.Lexer(sqlLexer), participle.CaseInsensitive("Keyword"),
-		participle.Elide("Comment", "Whitespace"), participle.UseLookahead(4))
-	exprParser = participle.MustBuild[Expr](participle.Lexer(sqlLexer), participle.CaseInsensitive("Keyword"),
-		participle.Elide("Comment", "Whitespace"), participle.UseLookahead(4))
+	selectParser  = build[Select](baseKeywords)
+	exprParser    = build[Expr](baseKeywords)
+	programParser = build[Program](baseKeywords + analyticsKeywords)
 )
 
 // Str is a 'string' literal's text, unquoted as it is captured (unquoting

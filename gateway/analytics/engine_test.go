@@ -1,0 +1,145 @@
+package analytics
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func sourceOf(t *testing.T, cols ...string) []sourceDef {
+	t.Helper()
+	var def sourceDef
+	def.name = "SOURCE_SQL_STREAM_001"
+	for _, c := range cols {
+		name, typ, _ := strings.Cut(c, " ")
+		st, err := parseType(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def.cols = append(def.cols, column{name, st})
+	}
+	return []sourceDef{def}
+}
+
+// collect gathers the rows reaching a stream.
+func collect(t *testing.T, e *engine, name string) *[]*row {
+	t.Helper()
+	s, ok := e.stream(name)
+	if !ok {
+		t.Fatalf("no stream %s", name)
+	}
+	var out []*row
+	s.readers = append(s.readers, func(r *row) { out = append(out, r) })
+	return &out
+}
+
+func TestTumblingWindow(t *testing.T) {
+	e, err := compile(`
+		CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(8), window_start TIMESTAMP, n INTEGER, avg_temp DOUBLE, max_temp DOUBLE);
+		CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM device, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND), COUNT(*), AVG(temp), MAX(temp)
+		  FROM "SOURCE_SQL_STREAM_001"
+		  WHERE temp > 0
+		  GROUP BY device, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);`,
+		sourceOf(t, "DEVICE VARCHAR(8)", "TEMP DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for _, r := range []struct {
+		at   int64
+		dev  string
+		temp float64
+	}{{1000, "a", 10}, {2000, "b", 5}, {30000, "a", 20}, {40000, "a", -1}, {61000, "a", 7}, {125000, "b", 1}} {
+		src.insert(&row{rowtime: r.at, vals: []any{r.dev, r.temp}})
+	}
+	got := fmt.Sprint(rowsText(*out))
+	want := "[[a 1970-01-01 00:00:00.000 2 15 20]@60000 [b 1970-01-01 00:00:00.000 1 5 5]@60000 [a 1970-01-01 00:01:00.000 1 7 7]@120000]"
+	if got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+	e.advance(180000)
+	if len(*out) != 4 {
+		t.Fatalf("the clock did not close the last window: %d rows", len(*out))
+	}
+}
+
+func rowsText(rows []*row) []string {
+	var s []string
+	for _, r := range rows {
+		s = append(s, fmt.Sprintf("%v@%d", r.vals, r.rowtime))
+	}
+	return s
+}
+
+func TestFilterAndChainedStreams(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM hot (device VARCHAR(8), t DOUBLE, f DOUBLE);
+		CREATE PUMP p1 AS INSERT INTO hot SELECT STREAM device, temp, temp * 9 / 5 + 32 FROM source_sql_stream_001 WHERE temp >= 30;
+		CREATE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(8), hottest DOUBLE);
+		CREATE PUMP p2 AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM device, MAX(f) FROM hot GROUP BY device, FLOOR(hot.ROWTIME TO MINUTE);`,
+		sourceOf(t, "DEVICE VARCHAR(8)", "TEMP DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot := collect(t, e, "HOT")
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	src.insert(&row{rowtime: 1000, vals: []any{"a", 35.0}})
+	src.insert(&row{rowtime: 2000, vals: []any{"a", 20.0}})
+	src.insert(&row{rowtime: 3000, vals: []any{"a", 40.0}})
+	e.advance(60000)
+	if got := fmt.Sprint(rowsText(*hot)); got != "[[a 35 95]@1000 [a 40 104]@3000]" {
+		t.Fatalf("hot: %s", got)
+	}
+	if got := fmt.Sprint(rowsText(*out)); got != "[[a 104]@60000]" {
+		t.Fatalf("out: %s", got)
+	}
+}
+
+func TestCodeErrors(t *testing.T) {
+	src := sourceOf(t, "DEVICE VARCHAR(8)", "TEMP DOUBLE")
+	for code, want := range map[string]string{
+		`CREATE STREAM s (a INTEGER) CREATE`: "line 1, column 35: unexpected token \"<EOF>\"",
+		`CREATE STREAM s (a INTEGR);`:        "unknown SQL type INTEGR",
+		`CREATE STREAM s (a INTEGER); CREATE PUMP p AS INSERT INTO s SELECT STREAM nope FROM source_sql_stream_001;`:                     `column "nope" not found`,
+		`CREATE STREAM s (a INTEGER); CREATE PUMP p AS INSERT INTO s SELECT STREAM COUNT(*) FROM source_sql_stream_001;`:                 "needs a window",
+		`CREATE STREAM s (a INTEGER); CREATE PUMP p AS INSERT INTO s SELECT STREAM COUNT(*) FROM source_sql_stream_001 GROUP BY device;`: "needs a ROWTIME window",
+		`CREATE STREAM s (a INTEGER); CREATE PUMP p AS INSERT INTO t SELECT STREAM temp FROM source_sql_stream_001;`:                     `stream "T", which does not exist`,
+		`CREATE STREAM s (a INTEGER, b INTEGER); CREATE PUMP p AS INSERT INTO s SELECT STREAM temp FROM source_sql_stream_001;`:          "selects 1 columns",
+		`CREATE STREAM s (a INTEGER); CREATE PUMP p AS INSERT INTO s SELECT STREAM nosuch(temp) FROM source_sql_stream_001;`:             "no function NOSUCH",
+	} {
+		_, err := compile(code, src, func() int64 { return 0 })
+		var ce *CodeError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s\n got %v\nwant a CodeError with %q", code, err, want)
+		}
+	}
+}
+
+func TestRecordParser(t *testing.T) {
+	p, _, err := newRecordParser(&SourceSchema{RecordFormat: &RecordFormat{RecordFormatType: "JSON"}, RecordColumns: []*RecordColumn{
+		{Name: "DEVICE", Mapping: "$.device", SqlType: "VARCHAR(4)"}, {Name: "TEMP", Mapping: "$.temp", SqlType: "DOUBLE"},
+		{Name: "N", Mapping: "$.n", SqlType: "INTEGER"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		`{"device":"pump-1","temp":21.5,"n":3,"extra":{"x":[1,2]}}`: "[pump 21.5 3]",
+		`{"temp":"7","device":"a\u0062"}`:                           "[ab 7 <nil>]",
+		`{"device":"a","n":"x"}`:                                    "error",
+		`not json`:                                                  "error",
+	} {
+		var got string
+		err := p.parse([]byte(in), func(v []any) { got = fmt.Sprint(v) })
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,367 @@
+package analytics
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/streamgate/streamgate/gateway/sql"
+)
+
+// Indexes of the special columns in a rowEnv's index.
+const (
+	idxRowtime = -1
+	idxArrival = -2
+)
+
+// rowEnv is what a pump's expressions see: one row's columns (and, when a
+// window emits, the aggregates' results after them).
+type rowEnv struct {
+	index   map[string]int
+	vals    []any
+	rowtime int64
+	arrival int64
+	e       *engine
+}
+
+func (r *rowEnv) Lookup(name string) any {
+	i, ok := r.index[name]
+	switch {
+	case !ok:
+		return sql.Undefined
+	case i == idxRowtime:
+		return sql.Timestamp(r.rowtime)
+	case i == idxArrival:
+		if r.arrival == 0 {
+			return nil
+		}
+		return sql.Timestamp(r.arrival)
+	}
+	return r.vals[i]
+}
+
+func (r *rowEnv) Call(name string, args []any) (any, bool, error) {
+	if f, ok := functions[name]; ok {
+		v, err := f(r, args)
+		return v, true, err
+	}
+	return nil, false, nil
+}
+
+// pump is a compiled CREATE PUMP: it reads rows of one stream and inserts
+// rows into another, each row at once (a filter or projection) or once
+// per tumbling window and group (GROUP BY over a ROWTIME window).
+type pump struct {
+	name  string
+	e     *engine
+	from  *inAppStream
+	into  *inAppStream
+	where *sql.Expr
+	items []*sql.Expr
+	// target is, for each item, the column of into it fills.
+	target []int
+	env    rowEnv
+	agg    *tumbling
+}
+
+// compilePump resolves a pump's SELECT against the stream it reads.
+func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
+	sel := cp.Select
+	p := &pump{name: string(cp.Name), e: e}
+	into, ok := e.stream(string(cp.Into))
+	if !ok {
+		return nil, codeErrorf(line, col, "pump %q inserts into stream %q, which does not exist", cp.Name, cp.Into)
+	}
+	if into.source {
+		return nil, codeErrorf(line, col, "pump %q cannot insert into input stream %q", cp.Name, into.name)
+	}
+	p.into = into
+	if !sel.Stream {
+		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "a pump's query must be SELECT STREAM")
+	}
+	if sel.From.Topic != nil || sel.From.Stream == "" {
+		return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "FROM names an in-application stream")
+	}
+	from, ok := e.stream(string(sel.From.Stream))
+	if !ok {
+		return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "stream %q does not exist", sel.From.Stream)
+	}
+	p.from = from
+	p.env = rowEnv{index: map[string]int{"ROWTIME": idxRowtime}, e: e}
+	if from.source {
+		p.env.index["APPROXIMATE_ARRIVAL_TIME"] = idxArrival
+	}
+	for i, c := range from.cols {
+		p.env.index[c.name] = i
+	}
+	r := &resolver{pump: p, qualifiers: []string{from.name, string(sel.From.Alias)}}
+
+	for _, it := range sel.Items {
+		if it.Star {
+			for _, c := range from.cols {
+				x, _ := sql.ParseExpr(strconv.Quote(c.name))
+				p.items = append(p.items, x)
+			}
+			continue
+		}
+		p.items = append(p.items, it.Expr)
+	}
+	targets := into.cols
+	if len(cp.Columns) > 0 {
+		targets = nil
+		for _, name := range cp.Columns {
+			i, ok := into.column(string(name))
+			if !ok {
+				return nil, codeErrorf(cp.Pos.Line, cp.Pos.Column, "stream %q has no column %q", into.name, name)
+			}
+			targets = append(targets, into.cols[i])
+			p.target = append(p.target, i)
+		}
+	} else {
+		for i := range into.cols {
+			p.target = append(p.target, i)
+		}
+	}
+	if len(p.items) != len(targets) {
+		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "the query selects %d columns but %q takes %d", len(p.items), into.name, len(targets))
+	}
+
+	if sel.Where != nil {
+		if err := r.resolve(sel.Where, false); err != nil {
+			return nil, err
+		}
+		p.where = sel.Where
+	}
+	grouped := len(sel.Group) > 0
+	for _, x := range p.items {
+		if err := r.resolve(x, true); err != nil {
+			return nil, err
+		}
+	}
+	if sel.Having != nil {
+		if !grouped {
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "HAVING needs a GROUP BY")
+		}
+		if err := r.resolve(sel.Having, true); err != nil {
+			return nil, err
+		}
+	}
+	if !grouped {
+		if len(r.aggs) > 0 {
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "an aggregate over a stream needs a window: GROUP BY STEP(ROWTIME BY INTERVAL ...)")
+		}
+		return p, nil
+	}
+	t := &tumbling{pump: p, having: sel.Having, aggs: r.aggs, groups: map[string]int{}}
+	for _, g := range sel.Group {
+		if err := r.resolve(g, false); err != nil {
+			return nil, err
+		}
+		size, isWindow, err := rowtimeWindow(g)
+		if err != nil {
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "GROUP BY: %v", err)
+		}
+		if isWindow {
+			if t.size == 0 || size < t.size {
+				t.size = size
+			}
+			continue // every row of a window has the same value
+		}
+		t.keys = append(t.keys, g)
+	}
+	if t.size == 0 {
+		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column,
+			"a streaming GROUP BY needs a ROWTIME window: STEP(ROWTIME BY INTERVAL '1' MINUTE) or FLOOR(ROWTIME TO MINUTE)")
+	}
+	for name, i := range r.aggIndex {
+		p.env.index[name] = len(from.cols) + i
+	}
+	p.agg = t
+	return p, nil
+}
+
+// resolver rewrites a query's names to the columns of the stream it reads
+// and its aggregate calls to references to their results.
+type resolver struct {
+	pump       *pump
+	qualifiers []string // the stream's name and alias, which may prefix a column
+	aggs       []*aggregate
+	aggIndex   map[string]int
+}
+
+func (r *resolver) resolve(x *sql.Expr, aggsAllowed bool) error {
+	var err error
+	x.Walk(func(u *sql.Unary) bool {
+		if err != nil {
+			return false
+		}
+		p := u.Primary
+		if p.Name != "" && len(u.Suffix) > 0 && u.Suffix[0].Field != "" && r.qualifies(string(p.Name)) {
+			p.Name, u.Suffix = u.Suffix[0].Field, u.Suffix[1:]
+		}
+		switch {
+		case p.Name != "":
+			name := string(p.Name)
+			switch {
+			case strings.EqualFold(name, "ROWTIME"):
+				p.Name = "ROWTIME"
+			case strings.EqualFold(name, "APPROXIMATE_ARRIVAL_TIME") && r.pump.from.source:
+				p.Name = "APPROXIMATE_ARRIVAL_TIME"
+			default:
+				i, ok := r.pump.from.column(name)
+				if !ok {
+					err = codeErrorf(p.Pos.Line, p.Pos.Column, "column %q not found in stream %q", name, r.pump.from.name)
+					return false
+				}
+				p.Name = sql.Name(r.pump.from.cols[i].name)
+			}
+		case p.Call != nil:
+			name := strings.ToLower(p.Call.Name)
+			mk, isAgg := aggregates[name]
+			if !isAgg {
+				if _, ok := functions[name]; !ok && !sql.IsBuiltin(name) {
+					err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "no function %s", strings.ToUpper(name))
+					return false
+				}
+				return true
+			}
+			if !aggsAllowed {
+				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "aggregate %s is not allowed here", strings.ToUpper(name))
+				return false
+			}
+			a := &aggregate{name: name, make: mk}
+			for _, arg := range p.Call.Args {
+				if arg.Star {
+					if name != "count" {
+						err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "%s(*): only COUNT takes *", strings.ToUpper(name))
+						return false
+					}
+					continue
+				}
+				if err = r.resolve(arg.Expr, false); err != nil {
+					return false
+				}
+				a.args = append(a.args, arg.Expr)
+			}
+			if len(a.args) != mk.arity && !(name == "count" && len(p.Call.Args) == 1) {
+				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "%s takes %d argument(s)", strings.ToUpper(name), mk.arity)
+				return false
+			}
+			if r.aggIndex == nil {
+				r.aggIndex = map[string]int{}
+			}
+			ref := fmt.Sprintf("$agg%d", len(r.aggs))
+			r.aggIndex[ref] = len(r.aggs)
+			r.aggs = append(r.aggs, a)
+			*p = sql.Primary{Pos: p.Pos, Name: sql.Name(ref)}
+			return false
+		}
+		return true
+	})
+	return err
+}
+
+func (r *resolver) qualifies(name string) bool {
+	for _, q := range r.qualifiers {
+		if q != "" && strings.EqualFold(q, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// rowtimeWindow reports whether a GROUP BY expression is a tumbling window
+// over ROWTIME, STEP(ROWTIME BY interval) or FLOOR(ROWTIME TO unit), and
+// its length in milliseconds.
+func rowtimeWindow(g *sql.Expr) (int64, bool, error) {
+	u := g.Unary()
+	if u == nil || u.Primary.Call == nil || len(u.Suffix) > 0 || u.Neg != "" {
+		return 0, false, nil
+	}
+	c := u.Primary.Call
+	name := strings.ToLower(c.Name)
+	if len(c.Args) != 1 || c.Args[0].Expr == nil {
+		return 0, false, nil
+	}
+	arg := c.Args[0].Expr.Unary()
+	if arg == nil || arg.Primary.Name != "ROWTIME" || len(arg.Suffix) > 0 {
+		return 0, false, nil
+	}
+	switch {
+	case name == "step" && c.By != nil:
+		v, err := c.By.Eval(&rowEnv{})
+		n, ok := v.(int64)
+		if err != nil || !ok || n <= 0 {
+			return 0, false, fmt.Errorf("STEP(ROWTIME BY ...) needs a positive INTERVAL")
+		}
+		return n, true, nil
+	case (name == "floor" || name == "ceil") && c.To != "":
+		n, ok := sql.UnitMillis(c.To)
+		if !ok {
+			return 0, false, fmt.Errorf("FLOOR(ROWTIME TO %s): a window is a SECOND, MINUTE, HOUR or DAY", strings.ToUpper(c.To))
+		}
+		return n, true, nil
+	}
+	return 0, false, nil
+}
+
+// push runs the pump on one row of the stream it reads.
+func (p *pump) push(r *row) {
+	env := &p.env
+	env.vals, env.rowtime, env.arrival = r.vals, r.rowtime, r.arrival
+	if p.where != nil {
+		v, err := p.where.Eval(env)
+		if err != nil {
+			p.fail(err, r)
+			return
+		}
+		if !sql.True(v) {
+			return
+		}
+	}
+	if p.agg != nil {
+		p.agg.add(r)
+		return
+	}
+	p.emit(r.rowtime, r)
+}
+
+// emit evaluates the items on the env as it stands and inserts the result.
+func (p *pump) emit(rowtime int64, src *row) {
+	out := make([]any, len(p.into.cols))
+	for i, x := range p.items {
+		v, err := x.Eval(&p.env)
+		if err != nil {
+			p.fail(err, src)
+			return
+		}
+		c := p.into.cols[p.target[i]]
+		w, ok := c.typ.convert(v)
+		if !ok {
+			p.fail(fmt.Errorf("column %s: %s is not a %s", c.name, sql.String(v), c.typ.decl), src)
+			return
+		}
+		out[p.target[i]] = w
+	}
+	p.into.insert(&row{rowtime: rowtime, vals: out})
+}
+
+func (p *pump) fail(err error, r *row) {
+	p.e.fail("PumpError", p.name, err.Error(), rowText(p.from, r), r.rowtime)
+}
+
+// rowText renders a row for the error stream's DATA_ROW.
+func rowText(s *inAppStream, r *row) string {
+	var b strings.Builder
+	for i, c := range s.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.name)
+		b.WriteString("=")
+		if i < len(r.vals) {
+			b.WriteString(sql.String(r.vals[i]))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,284 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/streamgate/streamgate/streamstore"
+)
+
+// closeGrace is how long after a window's end, with every input at its
+// tip, the window is closed by the clock rather than by a later row: a
+// record becomes readable a moment after its arrival time is taken.
+const closeGrace = 50 * time.Millisecond
+
+// shardReader follows one shard of an input's source stream.
+type shardReader struct {
+	input  *inputRun
+	shard  string
+	next   uint64
+	buf    []streamstore.Record
+	atTip  bool
+	closed bool // read to its end after a reshard
+}
+
+// inputRun is one application input: its source stream and the
+// in-application streams its shards feed.
+type inputRun struct {
+	in      *Input
+	stream  string
+	parser  *recordParser
+	targets []*inAppStream // NamePrefix_001 ... by InputParallelism
+	group   string         // checkpoint group
+}
+
+// outputRun buffers the records of one application output until the round
+// of processing that made them ends.
+type outputRun struct {
+	out     *Output
+	stream  string // the store stream records are appended to
+	csv     bool
+	pending []streamstore.Entry
+	sent    int64 // rows emitted since the application was created
+	prefix  string
+}
+
+// runner runs one application on one goroutine: it reads its inputs,
+// pushes rows through the engine, and writes what reaches the outputs.
+type runner struct {
+	s       *Service
+	app     string
+	eng     *engine
+	inputs  []*inputRun
+	readers []*shardReader
+	outputs []*outputRun
+	rowtime int64 // ROWTIME of the last row (ms): never goes back
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error
+}
+
+// run is the application's loop.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	defer r.checkpoint()
+	for ctx.Err() == nil {
+		waits := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+		allAtTip := true
+		for _, sr := range r.readers {
+			if sr.closed {
+				continue
+			}
+			ch, err := r.s.store.Changed(sr.input.stream, sr.shard)
+			if err != nil {
+				r.stopWith(fmt.Errorf("input stream %s: %w", sr.input.stream, err))
+				return
+			}
+			waits = append(waits, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+			if err := r.fill(sr); err != nil {
+				r.stopWith(err)
+				return
+			}
+			allAtTip = allAtTip && sr.atTip
+		}
+		n := r.process()
+		if allAtTip {
+			// Idle inputs: ROWTIME follows the clock, so windows close on time.
+			wm := time.Now().Add(-closeGrace).UnixMilli()
+			if wm > r.rowtime {
+				r.rowtime = wm
+			}
+			r.eng.advance(r.rowtime)
+		}
+		if err := r.flush(); err != nil {
+			r.s.log.Warn("analytics output failed; retrying", "application", r.app, "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		if n > 0 || r.refreshShards() {
+			continue // more may be waiting
+		}
+		r.checkpoint()
+		wait := time.Hour
+		if end, ok := r.eng.nextClose(); ok {
+			wait = time.Until(time.UnixMilli(end).Add(closeGrace))
+		}
+		timer := time.NewTimer(max(wait, time.Millisecond))
+		waits = append(waits, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+		reflect.Select(waits)
+		timer.Stop()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// readBatch bounds one read of a shard.
+const readBatch = 2000
+
+// fill reads the next records of a shard when its buffer is empty.
+func (r *runner) fill(sr *shardReader) error {
+	if len(sr.buf) > 0 {
+		return nil
+	}
+	res, err := r.s.store.Read(sr.input.stream, sr.shard, sr.next, readBatch, 4<<20)
+	if errors.Is(err, streamstore.ErrTrimmed) {
+		r.s.log.Error("analytics input fell behind retention; skipping to the oldest record", "application", r.app, "shard", sr.shard)
+		sr.next, err = r.s.store.Seek(sr.input.stream, sr.shard, streamstore.Position{Type: streamstore.TrimHorizon})
+		if err != nil {
+			return err
+		}
+		return r.fill(sr)
+	}
+	if err != nil {
+		return fmt.Errorf("input stream %s: %w", sr.input.stream, err)
+	}
+	sr.buf, sr.next = res.Records, res.Next
+	sr.atTip = len(res.Records) < readBatch && res.Behind == 0
+	sr.closed = res.EndOfShard && len(res.Records) == 0
+	return nil
+}
+
+// process pushes buffered records through the engine, oldest arrival
+// first across shards, as long as every shard that is not at its tip has
+// records buffered (so the merge never runs ahead of an unread shard), and
+// returns how many it took.
+func (r *runner) process() int {
+	n := 0
+	for {
+		var pick *shardReader
+		for _, sr := range r.readers {
+			if len(sr.buf) == 0 && !sr.atTip && !sr.closed {
+				return n // its next records may be older than the others': read them first
+			}
+			if len(sr.buf) > 0 && (pick == nil || sr.buf[0].Arrival < pick.buf[0].Arrival) {
+				pick = sr
+			}
+		}
+		if pick == nil {
+			return n
+		}
+		rec := pick.buf[0]
+		pick.buf = pick.buf[1:]
+		n++
+		r.push(pick, rec)
+	}
+}
+
+// push parses one record into rows of its source stream.
+func (r *runner) push(sr *shardReader, rec streamstore.Record) {
+	arrival := rec.Arrival / 1e6
+	if arrival > r.rowtime {
+		r.rowtime = arrival
+	}
+	in := sr.input
+	target := in.targets[0]
+	if len(in.targets) > 1 {
+		target = in.targets[shardIndex(sr.shard)%len(in.targets)]
+	}
+	err := in.parser.parse(rec.Data, func(vals []any) {
+		target.insert(&row{rowtime: r.rowtime, arrival: arrival, vals: vals})
+	})
+	if err != nil {
+		r.eng.fail("ParseError", "", err.Error(), string(rec.Data), r.rowtime)
+	}
+}
+
+// shardIndex is the number of a "shardId-000000000003".
+func shardIndex(id string) int {
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] < '0' || id[i] > '9' {
+			n, _ := strconv.Atoi(id[i+1:])
+			return n
+		}
+	}
+	n, _ := strconv.Atoi(id)
+	return n
+}
+
+// flush writes what the outputs collected.
+func (r *runner) flush() error {
+	for _, o := range r.outputs {
+		if len(o.pending) == 0 {
+			continue
+		}
+		res, err := r.s.store.Append(o.stream, o.pending)
+		if err != nil {
+			return fmt.Errorf("output %s: %w", o.out.Name, err)
+		}
+		for _, a := range res {
+			if a.Err != nil {
+				return fmt.Errorf("output %s: %w", o.out.Name, a.Err)
+			}
+		}
+		clear(o.pending)
+		o.pending = o.pending[:0]
+	}
+	return nil
+}
+
+// refreshShards follows a reshard of a source stream: it adds the shards
+// it does not read yet. It reports whether it found any.
+func (r *runner) refreshShards() bool {
+	added := false
+	for _, in := range r.inputs {
+		info, err := r.s.store.Stream(in.stream)
+		if err != nil {
+			continue
+		}
+		for _, sh := range info.Shards {
+			if r.reading(in, sh.ID) {
+				continue
+			}
+			next, err := r.s.store.Seek(in.stream, sh.ID, streamstore.Position{Type: streamstore.TrimHorizon})
+			if err != nil {
+				continue
+			}
+			r.readers = append(r.readers, &shardReader{input: in, shard: sh.ID, next: next})
+			added = true
+		}
+	}
+	return added
+}
+
+func (r *runner) reading(in *inputRun, shard string) bool {
+	for _, sr := range r.readers {
+		if sr.input == in && sr.shard == shard {
+			return true
+		}
+	}
+	return false
+}
+
+// checkpoint saves each shard's position (after the outputs were written),
+// for LAST_STOPPED_POINT and restarts.
+func (r *runner) checkpoint() {
+	for _, sr := range r.readers {
+		pos := sr.next - uint64(len(sr.buf))
+		if pos == 0 {
+			continue
+		}
+		if err := r.s.store.SetCheckpoint(sr.input.group, sr.input.stream, sr.shard, strconv.FormatUint(pos, 10)); err != nil {
+			r.s.log.Warn("analytics checkpoint not saved", "application", r.app, "err", err)
+		}
+	}
+}
+
+func (r *runner) stopWith(err error) {
+	r.err = err
+	r.s.log.Error("analytics application stopped", "application", r.app, "err", err)
+}

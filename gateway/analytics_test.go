@@ -1,0 +1,335 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/streamgate/streamgate/gateway/sql"
+	"github.com/streamgate/streamgate/streamstore"
+)
+
+const role = "arn:aws:iam::000000000000:role/analytics"
+
+func streamARN(name string) string { return "arn:aws:kinesis:us-east-1:000000000000:stream/" + name }
+
+// telemetryInput is an application input of JSON telemetry from stream.
+func telemetryInput(stream string) map[string]any {
+	return map[string]any{
+		"NamePrefix":          "SOURCE_SQL_STREAM",
+		"KinesisStreamsInput": map[string]string{"ResourceARN": streamARN(stream), "RoleARN": role},
+		"InputSchema": map[string]any{
+			"RecordFormat": map[string]any{"RecordFormatType": "JSON", "MappingParameters": map[string]any{"JSONMappingParameters": map[string]string{"RecordRowPath": "$"}}},
+			"RecordColumns": []map[string]string{
+				{"Name": "DEVICE", "Mapping": "$.device", "SqlType": "VARCHAR(16)"},
+				{"Name": "TEMP", "Mapping": "$.temp", "SqlType": "DOUBLE"},
+				{"Name": "LOAD", "Mapping": "$.load", "SqlType": "INTEGER"},
+			},
+		},
+	}
+}
+
+func streamOutput(inApp, stream, format string) map[string]any {
+	return map[string]any{"Name": inApp, "KinesisStreamsOutput": map[string]string{"ResourceARN": streamARN(stream), "RoleARN": role},
+		"DestinationSchema": map[string]string{"RecordFormatType": format}}
+}
+
+func writeJSON(t *testing.T, path string, v any) string {
+	t.Helper()
+	if err := os.WriteFile(path, jsonBody(v), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + path
+}
+
+// waitRecords drains a stream until it holds n records (or fails after a
+// while), returning them.
+func waitRecords(t *testing.T, k *kinesis.Client, stream string, n int) []record {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recs := drain(t, k, stream)
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s: %d records, want %d", stream, len(recs), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// An application is created, inspected, started, updated, stopped and
+// deleted with the `aws kinesisanalytics` CLI; records put with `aws
+// kinesis put-records` come out of its output stream.
+func TestAnalyticsWithAWSCLI(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Skip("aws CLI not installed")
+	}
+	s := startServer(t, nil)
+	run := awsCLI(t, awsBin, s)
+	k := s.client()
+	dir := t.TempDir()
+	run("kinesis", "create-stream", "--stream-name", "telemetry", "--shard-count", "2")
+	run("kinesis", "create-stream", "--stream-name", "hot", "--shard-count", "1")
+	run("kinesis", "wait", "stream-exists", "--stream-name", "hot")
+
+	put := func(recs ...string) {
+		var entries []map[string]string
+		for i, r := range recs {
+			entries = append(entries, map[string]string{"Data": r, "PartitionKey": strconv.Itoa(i)})
+		}
+		args := append([]string{"kinesis", "put-records", "--stream-name", "telemetry", "--records", writeJSON(t, filepath.Join(dir, "records.json"), entries)}, rawBlobs(awsBin)...)
+		if out := run(args...); out["FailedRecordCount"].(float64) != 0 {
+			t.Fatalf("put-records: %v", out)
+		}
+	}
+	put(`{"device":"pump-1","temp":21.5,"load":3}`, `{"device":"pump-2","temp":35,"load":7}`)
+
+	schema := run("kinesisanalytics", "discover-input-schema", "--resource-arn", streamARN("telemetry"), "--role-arn", role,
+		"--input-starting-position-configuration", "InputStartingPosition=TRIM_HORIZON")
+	cols := fmt.Sprint(schema["InputSchema"].(map[string]any)["RecordColumns"])
+	for _, want := range []string{"Name:DEVICE", "SqlType:VARCHAR(8)", "Name:TEMP", "SqlType:DOUBLE", "Name:LOAD", "SqlType:INTEGER", "Mapping:$.load"} {
+		if !strings.Contains(cols, want) {
+			t.Errorf("discovered columns %s lack %s", cols, want)
+		}
+	}
+
+	code := `CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(16), temp DOUBLE);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM device, temp FROM "SOURCE_SQL_STREAM_001" WHERE temp > 30;`
+	if err := os.WriteFile(filepath.Join(dir, "code.sql"), []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	created := run("kinesisanalytics", "create-application", "--application-name", "fleet",
+		"--inputs", writeJSON(t, filepath.Join(dir, "inputs.json"), []any{telemetryInput("telemetry")}),
+		"--outputs", writeJSON(t, filepath.Join(dir, "outputs.json"), []any{streamOutput("DESTINATION_SQL_STREAM", "hot", "JSON")}),
+		"--application-code", "file://"+filepath.Join(dir, "code.sql"))
+	if st := created["ApplicationSummary"].(map[string]any)["ApplicationStatus"]; st != "READY" {
+		t.Fatalf("created: %v", created)
+	}
+	detail := run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)
+	input := detail["InputDescriptions"].([]any)[0].(map[string]any)
+	if detail["ApplicationVersionId"].(float64) != 1 || input["InputId"] != "1.1" || fmt.Sprint(input["InAppStreamNames"]) != "[SOURCE_SQL_STREAM_001]" {
+		t.Fatalf("describe: %v", detail)
+	}
+
+	run("kinesisanalytics", "start-application", "--application-name", "fleet",
+		"--input-configurations", "Id=1.1,InputStartingPositionConfiguration={InputStartingPosition=TRIM_HORIZON}")
+	if st := run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)["ApplicationStatus"]; st != "RUNNING" {
+		t.Fatalf("status after start: %v", st)
+	}
+	put(`{"device":"pump-3","temp":31.25,"load":1}`, `{"device":"pump-4","temp":12,"load":1}`)
+	got := waitRecords(t, k, "hot", 2)
+	var rows []string
+	for _, r := range got {
+		rows = append(rows, r.data)
+	}
+	sort.Strings(rows)
+	if want := `[{"DEVICE":"pump-2","TEMP":35} {"DEVICE":"pump-3","TEMP":31.25}]`; fmt.Sprint(rows) != want {
+		t.Fatalf("output %v, want %s", rows, want)
+	}
+
+	// A code update (optimistic on the version) takes effect while running.
+	newCode := strings.Replace(code, "WHERE temp > 30", "WHERE temp < 0", 1)
+	update := writeJSON(t, filepath.Join(dir, "update.json"), map[string]any{"ApplicationCodeUpdate": newCode})
+	run("kinesisanalytics", "update-application", "--application-name", "fleet", "--current-application-version-id", "1",
+		"--application-update", update)
+	cmd := exec.Command(awsBin, "--endpoint-url", s.endpoint, "kinesisanalytics", "update-application", "--application-name", "fleet",
+		"--current-application-version-id", "1", "--application-update", update)
+	cmd.Env = clientEnv(t, s)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "ConcurrentModificationException") {
+		t.Fatalf("a stale version was accepted: %v %s", err, out)
+	}
+	put(`{"device":"pump-5","temp":-4,"load":1}`, `{"device":"pump-6","temp":50,"load":1}`)
+	got = waitRecords(t, k, "hot", 3)
+	if last := got[len(got)-1].data; last != `{"DEVICE":"pump-5","TEMP":-4}` || len(got) != 3 {
+		t.Fatalf("after the update: %v", got)
+	}
+
+	// Bad SQL is refused with its position.
+	cmd = exec.Command(awsBin, "--endpoint-url", s.endpoint, "kinesisanalytics", "update-application", "--application-name", "fleet",
+		"--current-application-version-id", "2", "--application-update", `ApplicationCodeUpdate=CREATE STREAM x (a INTEGER`)
+	cmd.Env = clientEnv(t, s)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CodeValidationException") || !strings.Contains(string(out), "line 1, column") {
+		t.Fatalf("bad SQL: %v %s", err, out)
+	}
+
+	run("kinesisanalytics", "stop-application", "--application-name", "fleet")
+	detail = run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)
+	if detail["ApplicationStatus"] != "READY" || detail["ApplicationVersionId"].(float64) != 2 {
+		t.Fatalf("after stop: %v", detail)
+	}
+	run("kinesisanalytics", "tag-resource", "--resource-arn", detail["ApplicationARN"].(string), "--tags", "Key=site,Value=plant-7")
+	if tags := run("kinesisanalytics", "list-tags-for-resource", "--resource-arn", detail["ApplicationARN"].(string)); fmt.Sprint(tags["Tags"]) != "[map[Key:site Value:plant-7]]" {
+		t.Fatalf("tags: %v", tags)
+	}
+	run("kinesisanalytics", "delete-application", "--application-name", "fleet", "--create-timestamp", strconv.FormatFloat(detail["CreateTimestamp"].(float64), 'f', -1, 64))
+	if apps := run("kinesisanalytics", "list-applications"); len(apps["ApplicationSummaries"].([]any)) != 0 {
+		t.Fatalf("after delete: %v", apps)
+	}
+}
+
+// telemetryRow is one synthetic reading, with the arrival time it is
+// appended with.
+type telemetryRow struct {
+	device  string
+	temp    float64
+	load    int64
+	arrival time.Time
+}
+
+// syntheticTelemetry makes n readings of devices spread over the span
+// that ends with the last whole minute (so every window has ended), in
+// arrival order.
+func syntheticTelemetry(n, devices int, span time.Duration) []telemetryRow {
+	start := time.Now().Truncate(time.Minute).Add(-span)
+	rows := make([]telemetryRow, n)
+	for i := range rows {
+		rows[i] = telemetryRow{
+			device:  fmt.Sprintf("d%03d", (i*7919)%devices),
+			temp:    float64((i*37)%1000)/10 - 20 + float64(i%3)*0.125,
+			load:    int64(i % 17),
+			arrival: start.Add(time.Duration(i) * span / time.Duration(n)),
+		}
+	}
+	return rows
+}
+
+func appendTelemetry(t *testing.T, st *streamstore.Store, stream string, rows []telemetryRow) {
+	t.Helper()
+	var entries []streamstore.Entry
+	for _, r := range rows {
+		entries = append(entries, streamstore.Entry{PartitionKey: r.device, Arrival: r.arrival.UnixNano(),
+			Data: fmt.Appendf(nil, `{"device":%q,"temp":%s,"load":%d}`, r.device, strconv.FormatFloat(r.temp, 'f', -1, 64), r.load)})
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), 500)
+		res, err := st.Append(stream, entries[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range res {
+			if a.Err != nil {
+				t.Fatal(a.Err)
+			}
+		}
+		entries = entries[n:]
+	}
+}
+
+// analyticsCall calls the KDA API and fails the test on an error.
+func analyticsCall(t *testing.T, s *server, op string, in any) map[string]any {
+	t.Helper()
+	status, _, body := s.rawCallAs(t, "kinesisanalytics", "KinesisAnalytics_20150814."+op, "application/x-amz-json-1.1", jsonBody(in))
+	if status != 200 {
+		t.Fatalf("%s: %d %s", op, status, body)
+	}
+	var out map[string]any
+	json.Unmarshal(body, &out)
+	return out
+}
+
+// A tumbling-window application's output equals what sqlite3 computes
+// with a plain GROUP BY over the same readings and computed window bounds.
+// AVG may differ in the last bits (summation order): tolerance 1e-9
+// relative; COUNT, SUM of integers, MIN and MAX must be equal.
+func TestAnalyticsTumblingMatchesSQLite(t *testing.T) {
+	sqlite, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("sqlite3 not installed")
+	}
+	s := startServer(t, nil)
+	k := s.client()
+	for name, shards := range map[string]int32{"telemetry": 2, "minutely": 1} {
+		if _, err := k.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := syntheticTelemetry(12000, 50, 10*time.Minute)
+	appendTelemetry(t, s.gw.Store(), "telemetry", rows)
+
+	code := `CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(16), window_start TIMESTAMP, readings BIGINT,
+    avg_temp DOUBLE, min_temp DOUBLE, max_temp DOUBLE, total_load BIGINT);
+CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
+  SELECT STREAM device, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND),
+         COUNT(*), AVG(temp), MIN(temp), MAX(temp), SUM(load)
+  FROM "SOURCE_SQL_STREAM_001"
+  WHERE temp > -15
+  GROUP BY device, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '60' SECOND);`
+	analyticsCall(t, s, "CreateApplication", map[string]any{"ApplicationName": "minutely", "ApplicationCode": code,
+		"Inputs": []any{telemetryInput("telemetry")}, "Outputs": []any{streamOutput("DESTINATION_SQL_STREAM", "minutely", "JSON")}})
+	analyticsCall(t, s, "StartApplication", map[string]any{"ApplicationName": "minutely",
+		"InputConfigurations": []any{map[string]any{"Id": "1.1", "InputStartingPositionConfiguration": map[string]string{"InputStartingPosition": "TRIM_HORIZON"}}}})
+
+	// The oracle.
+	var csv strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&csv, "%s,%s,%d,%d\n", r.device, strconv.FormatFloat(r.temp, 'f', -1, 64), r.load, r.arrival.UnixMilli())
+	}
+	csvPath := filepath.Join(t.TempDir(), "telemetry.csv")
+	os.WriteFile(csvPath, []byte(csv.String()), 0o600)
+	out, err := exec.Command(sqlite, "-json", ":memory:",
+		"CREATE TABLE t (device TEXT, temp REAL, load INTEGER, arrival INTEGER);",
+		".mode csv", ".import "+csvPath+" t", ".mode json",
+		`SELECT device, (arrival / 60000) * 60000 AS ws, COUNT(*) AS n, AVG(temp) AS avg, MIN(temp) AS mn, MAX(temp) AS mx, SUM(load) AS load
+		 FROM t WHERE temp > -15 GROUP BY device, ws ORDER BY ws, device;`).Output()
+	if err != nil {
+		t.Fatalf("sqlite3: %v", err)
+	}
+	var want []struct {
+		Device string
+		WS     int64 `json:"ws"`
+		N      int64 `json:"n"`
+		Avg    float64
+		Mn, Mx float64
+		Load   int64
+	}
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatalf("sqlite3 output: %v: %s", err, out)
+	}
+
+	got := waitRecords(t, k, "minutely", len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, sqlite3 has %d", len(got), len(want))
+	}
+	type result struct {
+		Device      string  `json:"DEVICE"`
+		WindowStart string  `json:"WINDOW_START"`
+		Readings    int64   `json:"READINGS"`
+		AvgTemp     float64 `json:"AVG_TEMP"`
+		MinTemp     float64 `json:"MIN_TEMP"`
+		MaxTemp     float64 `json:"MAX_TEMP"`
+		TotalLoad   int64   `json:"TOTAL_LOAD"`
+	}
+	byKey := map[string]result{}
+	for _, r := range got {
+		var res result
+		if err := json.Unmarshal([]byte(r.data), &res); err != nil {
+			t.Fatalf("%v: %s", err, r.data)
+		}
+		byKey[res.Device+"@"+res.WindowStart] = res
+	}
+	for _, w := range want {
+		key := w.Device + "@" + sql.Timestamp(w.WS).String()
+		g, ok := byKey[key]
+		if !ok {
+			t.Fatalf("no output row for %s", key)
+		}
+		if g.Readings != w.N || g.MinTemp != w.Mn || g.MaxTemp != w.Mx || g.TotalLoad != w.Load ||
+			math.Abs(g.AvgTemp-w.Avg) > 1e-9*math.Max(1, math.Abs(w.Avg)) {
+			t.Fatalf("%s: got %+v, sqlite3 %+v", key, g, w)
+		}
+	}
+}
