@@ -14,6 +14,9 @@ type row struct {
 	rowtime int64
 	arrival int64 // APPROXIMATE_ARRIVAL_TIME, on the rows of source streams
 	vals    []any
+	// mark, on a row a window emitted, is where the inputs must be replayed
+	// from to make it again (nil on rows made from the current record).
+	mark *mark
 }
 
 type column struct {
@@ -77,6 +80,9 @@ type engine struct {
 	pumps   []*pump
 	// now is the time errors are stamped with.
 	now func() int64
+	// markFn returns the mark of the record being processed (set by the
+	// runner; nil in unit tests).
+	markFn func() *mark
 	// errorCount counts rows sent to the error stream.
 	errorCount int64
 }
@@ -227,4 +233,15 @@ func (e *engine) nextClose() (int64, bool) {
 		}
 	}
 	return end, found
+}
+
+// oldestMark is the mark of the earliest open window, nil when none is open.
+func (e *engine) oldestMark() *mark {
+	var m *mark
+	for _, p := range e.pumps {
+		if t := p.agg; t != nil && t.open && t.mark != nil && (m == nil || t.mark.Serial < m.Serial) {
+			m = t.mark
+		}
+	}
+	return m
 }

@@ -323,11 +323,11 @@ func (p *pump) push(r *row) {
 		p.agg.add(r)
 		return
 	}
-	p.emit(r.rowtime, r)
+	p.emit(r.rowtime, r, r.mark)
 }
 
 // emit evaluates the items on the env as it stands and inserts the result.
-func (p *pump) emit(rowtime int64, src *row) {
+func (p *pump) emit(rowtime int64, src *row, m *mark) {
 	out := make([]any, len(p.into.cols))
 	for i, x := range p.items {
 		v, err := x.Eval(&p.env)
@@ -343,7 +343,7 @@ func (p *pump) emit(rowtime int64, src *row) {
 		}
 		out[p.target[i]] = w
 	}
-	p.into.insert(&row{rowtime: rowtime, vals: out})
+	p.into.insert(&row{rowtime: rowtime, vals: out, mark: m})
 }
 
 func (p *pump) fail(err error, r *row) {

@@ -33,7 +33,6 @@ type inputRun struct {
 	stream  string
 	parser  *recordParser
 	targets []*inAppStream // NamePrefix_001 ... by InputParallelism
-	group   string         // checkpoint group
 }
 
 // outputRun buffers the records of one application output until the round
@@ -44,6 +43,7 @@ type outputRun struct {
 	csv     bool
 	pending []streamstore.Entry
 	sent    int64 // rows emitted since the application was created
+	written int64 // rows of those durable in the destination
 	prefix  string
 }
 
@@ -57,7 +57,13 @@ type runner struct {
 	readers []*shardReader
 	outputs []*outputRun
 	rowtime int64 // ROWTIME of the last row (ms): never goes back
-	cancel  context.CancelFunc
+	// cur is the shard whose record is being processed, rowtimeBefore the
+	// ROWTIME before it: what a window opening now marks.
+	cur           *shardReader
+	rowtimeBefore int64
+	serial        int64
+	checkpointed  time.Time
+	cancel        context.CancelFunc
 	done    chan struct{}
 	err     error
 }
@@ -101,6 +107,9 @@ func (r *runner) run(ctx context.Context) {
 			}
 			continue
 		}
+		if time.Since(r.checkpointed) >= checkpointEvery {
+			r.checkpoint()
+		}
 		if n > 0 || r.refreshShards() {
 			continue // more may be waiting
 		}
@@ -126,6 +135,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// checkpointEvery bounds how much a restart replays while records flow.
+const checkpointEvery = time.Second
 
 // readBatch bounds one read of a shard.
 const readBatch = 2000
@@ -175,7 +187,9 @@ func (r *runner) process() int {
 		rec := pick.buf[0]
 		pick.buf = pick.buf[1:]
 		n++
+		r.cur, r.rowtimeBefore = pick, r.rowtime
 		r.push(pick, rec)
+		r.cur = nil
 	}
 }
 
@@ -225,6 +239,7 @@ func (r *runner) flush() error {
 				return fmt.Errorf("output %s: %w", o.out.Name, a.Err)
 			}
 		}
+		o.written += int64(len(o.pending))
 		clear(o.pending)
 		o.pending = o.pending[:0]
 	}
@@ -262,20 +277,6 @@ func (r *runner) reading(in *inputRun, shard string) bool {
 		}
 	}
 	return false
-}
-
-// checkpoint saves each shard's position (after the outputs were written),
-// for LAST_STOPPED_POINT and restarts.
-func (r *runner) checkpoint() {
-	for _, sr := range r.readers {
-		pos := sr.next - uint64(len(sr.buf))
-		if pos == 0 {
-			continue
-		}
-		if err := r.s.store.SetCheckpoint(sr.input.group, sr.input.stream, sr.shard, strconv.FormatUint(pos, 10)); err != nil {
-			r.s.log.Warn("analytics checkpoint not saved", "application", r.app, "err", err)
-		}
-	}
 }
 
 func (r *runner) stopWith(err error) {

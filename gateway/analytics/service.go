@@ -426,6 +426,7 @@ func (s *Service) delete(r *awsapi.Request) (any, error) {
 	if err := s.store.DeleteDocument(documentKind, a.ApplicationName); err != nil {
 		return nil, err
 	}
+	_ = s.store.DeleteDocument(checkpointKind, a.ApplicationName) // there is none if it never ran
 	delete(s.apps, a.ApplicationName)
 	return map[string]any{}, nil
 }
@@ -821,8 +822,6 @@ func (s *Service) stopLocked(a *Application) {
 	}
 }
 
-// checkpointGroup names an input's checkpoints.
-func checkpointGroup(app, inputID string) string { return "analytics/" + app + "/" + inputID }
 
 // startLocked compiles the application and starts its runner; positions
 // (by input id) say where each input starts, nil meaning where it stopped.
@@ -832,13 +831,15 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 		return codeInvalid(err)
 	}
 	rn := &runner{s: s, app: a.ApplicationName, eng: eng, done: make(chan struct{})}
+	eng.markFn = rn.currentMark
+	cp, hasCheckpoint := s.loadCheckpoint(a.ApplicationName)
 	for _, in := range a.Inputs {
 		stream, err := s.inputStream(in)
 		if err != nil {
 			return err
 		}
 		parser, _, _ := newRecordParser(in.InputSchema)
-		ir := &inputRun{in: in, stream: stream, parser: parser, group: checkpointGroup(a.ApplicationName, in.InputID)}
+		ir := &inputRun{in: in, stream: stream, parser: parser}
 		for _, name := range inAppNames(in) {
 			st, _ := eng.stream(name)
 			ir.targets = append(ir.targets, st)
@@ -852,12 +853,27 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 		if positions != nil {
 			start = positions[in.InputID]
 		}
+		if start == "LAST_STOPPED_POINT" && !hasCheckpoint {
+			start = "NOW" // never stopped: as AWS, start at the tip
+		}
 		for _, sh := range info.Shards {
-			next, err := s.startPosition(ir, sh.ID, start)
-			if err != nil {
-				return err
+			next, resumed := uint64(0), false
+			if start == "LAST_STOPPED_POINT" {
+				next, resumed = cp.Mark.Next[readerKey(ir, sh.ID)]
+			}
+			if !resumed {
+				from := start
+				if from == "LAST_STOPPED_POINT" {
+					from = "TRIM_HORIZON" // a shard a reshard made since the checkpoint
+				}
+				if next, err = s.startPosition(ir, sh.ID, from); err != nil {
+					return err
+				}
 			}
 			rn.readers = append(rn.readers, &shardReader{input: ir, shard: sh.ID, next: next})
+		}
+		if start == "LAST_STOPPED_POINT" {
+			rn.rowtime = cp.Mark.Rowtime
 		}
 	}
 	for _, o := range a.Outputs {
@@ -883,6 +899,15 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 		if _, err := s.store.Stream(or.stream); err != nil {
 			return awsapi.Errorf(awsapi.CodeResourceNotFound, "Output %s: the destination %s does not exist.", o.OutputID, or.stream)
 		}
+		if hasCheckpoint {
+			// Row numbers go on from the checkpoint; rows replayed from its
+			// mark that were written already are skipped.
+			or.written = max(cp.Written[o.OutputID], s.writtenSince(or.stream, or.prefix, cp.At))
+			or.sent = or.written
+			if positions == nil || positions[a.Inputs[0].InputID] == "LAST_STOPPED_POINT" {
+				or.sent = cp.Mark.Sent[o.OutputID]
+			}
+		}
 		st.readers = append(st.readers, or.collect(st))
 		rn.outputs = append(rn.outputs, or)
 	}
@@ -897,8 +922,11 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 func (o *outputRun) collect(st *inAppStream) func(*row) {
 	var buf []byte
 	return func(r *row) {
-		buf = appendRow(buf[:0], st, r, o.csv)
 		o.sent++
+		if o.sent <= o.written {
+			return // written before a restart; replayed to rebuild a window
+		}
+		buf = appendRow(buf[:0], st, r, o.csv)
 		o.pending = append(o.pending, streamstore.Entry{PartitionKey: o.prefix + strconv.FormatInt(o.sent, 10), Data: append([]byte(nil), buf...)})
 	}
 }
@@ -923,17 +951,8 @@ func (s *Service) inputStream(in *Input) (string, error) {
 	return stream, nil
 }
 
-// startPosition is where a shard's reading starts.
+// startPosition is where a shard's reading starts: NOW or TRIM_HORIZON.
 func (s *Service) startPosition(ir *inputRun, shard, start string) (uint64, error) {
-	if start == "LAST_STOPPED_POINT" {
-		cp, err := s.store.Checkpoint(ir.group, ir.stream, shard)
-		if err == nil && cp != "" {
-			if n, err := strconv.ParseUint(cp, 10, 64); err == nil {
-				return n, nil
-			}
-		}
-		start = "NOW" // never stopped: as AWS, start at the tip
-	}
 	pos := streamstore.Position{Type: streamstore.Latest}
 	if start == "TRIM_HORIZON" {
 		pos.Type = streamstore.TrimHorizon

@@ -188,6 +188,7 @@ type tumbling struct {
 
 	start  int64 // of the open window
 	open   bool
+	mark   *mark // where the open window's first row can be replayed from
 	groups map[string]int
 	order  []*group
 	key    []byte
@@ -205,6 +206,12 @@ func (t *tumbling) add(r *row) {
 	if t.open && start != t.start {
 		t.flush()
 		env.vals, env.rowtime, env.arrival = r.vals, r.rowtime, r.arrival
+	}
+	if !t.open {
+		t.mark = r.mark
+		if t.mark == nil && t.pump.e.markFn != nil {
+			t.mark = t.pump.e.markFn()
+		}
 	}
 	t.start, t.open = start, true
 	key := t.key[:0]
@@ -282,11 +289,11 @@ func (t *tumbling) flush() {
 				continue
 			}
 		}
-		p.emit(end, g.last)
+		p.emit(end, g.last, t.mark)
 	}
 	clear(t.groups)
 	t.order = t.order[:0]
-	t.open = false
+	t.open, t.mark = false, nil
 }
 
 // appendKey appends a value to a group key, typed so 1 and '1' differ.
