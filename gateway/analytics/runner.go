@@ -64,8 +64,8 @@ type runner struct {
 	serial        int64
 	checkpointed  time.Time
 	cancel        context.CancelFunc
-	done    chan struct{}
-	err     error
+	done          chan struct{}
+	err           error
 }
 
 // run is the application's loop.

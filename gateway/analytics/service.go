@@ -822,7 +822,6 @@ func (s *Service) stopLocked(a *Application) {
 	}
 }
 
-
 // startLocked compiles the application and starts its runner; positions
 // (by input id) say where each input starts, nil meaning where it stopped.
 func (s *Service) startLocked(a *Application, positions map[string]string) error {
