@@ -131,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.firehose = fh
 	g.analytics, err = analytics.New(store, analytics.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "analytics"),
-		FirehoseSource: fh.SourceStream, FirehoseStream: firehose.BackingStream})
+		FirehoseSource: fh.SourceStream, FirehoseStream: firehose.BackingStream, Metrics: g.reg})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -183,6 +183,15 @@ if [ "${BENCH_FIREHOSE:-1}" = 1 ]; then
   kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null || true
 fi
 
+if [ "${BENCH_ANALYTICS:-1}" = 1 ]; then
+  echo "== Analytics: tumbling AVG/MAX/COUNT GROUP BY 10,000 devices (log -> output stream), and window close -> output latency"
+  rm -rf "$DIR/data"
+  "$BIN" serve --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+  PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && break; sleep 0.01; done
+  "$BIN" bench analytics --endpoint "$EP" --records 600000 --devices 10000 --server-pid "$PID"
+  kill -TERM "$PID"; wait "$PID" || true; PID=""
+fi
+
 if [ "${BENCH_KINESALITE:-1}" = 1 ] && command -v npm >/dev/null; then
   echo "== anchor: kinesalite (npm) in the same run"
   KDIR=bin/.kinesalite

@@ -1,13 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"syscall"
@@ -15,7 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
@@ -24,22 +18,10 @@ import (
 // admin key.
 func kdaCall(t *testing.T, p *proc, op string, in any) {
 	t.Helper()
-	body, _ := json.Marshal(in)
-	req, _ := http.NewRequest("POST", "http://"+p.addr+"/", bytes.NewReader(body))
-	req.Header.Set("X-Amz-Target", "KinesisAnalytics_20150814."+op)
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	sum := sha256.Sum256(body)
 	key := p.keys()
-	if err := v4.NewSigner().SignHTTP(bg, aws.Credentials{AccessKeyID: key.ID, SecretAccessKey: key.Secret}, req, hex.EncodeToString(sum[:]), "kinesisanalytics", "us-east-1", time.Now()); err != nil {
+	r := resolved{region: "us-east-1", endpoint: aws.String("http://" + p.addr), creds: credentials.NewStaticCredentialsProvider(key.ID, key.Secret, "")}
+	if _, err := signedCall(r, "kinesisanalytics", "KinesisAnalytics_20150814."+op, in); err != nil {
 		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", op, resp.StatusCode, b)
 	}
 }
 

@@ -91,7 +91,14 @@ func (r *runner) run(ctx context.Context) {
 			}
 			allAtTip = allAtTip && sr.atTip
 		}
+		errs := r.eng.errorCount
 		n := r.process()
+		if n > 0 {
+			r.s.m.records.WithLabelValues(r.app).Add(float64(n))
+		}
+		if d := r.eng.errorCount - errs; d > 0 {
+			r.s.m.errors.WithLabelValues(r.app).Add(float64(d))
+		}
 		if allAtTip {
 			// Idle inputs: ROWTIME follows the clock, so windows close on time.
 			wm := time.Now().Add(-closeGrace).UnixMilli()
@@ -240,6 +247,7 @@ func (r *runner) flush() error {
 			}
 		}
 		o.written += int64(len(o.pending))
+		r.s.m.rows.WithLabelValues(r.app).Add(float64(len(o.pending)))
 		clear(o.pending)
 		o.pending = o.pending[:0]
 	}

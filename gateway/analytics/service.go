@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/streamstore"
 )
@@ -24,6 +25,8 @@ type Service struct {
 	log             *slog.Logger
 	firehoseSource  func(name string) (string, error)
 	firehoseStream  func(name string) string
+
+	m metrics
 
 	mu      sync.Mutex
 	apps    map[string]*Application
@@ -40,6 +43,11 @@ type Options struct {
 	// FirehoseStream returns the stream a record put to a Direct PUT
 	// delivery stream goes to (an application output may be one).
 	FirehoseStream func(deliveryStream string) string
+	Metrics        prometheus.Registerer
+}
+
+type metrics struct {
+	records, rows, errors *prometheus.CounterVec
 }
 
 const documentKind = "analytics-application"
@@ -51,6 +59,17 @@ func New(store *streamstore.Store, o Options) (*Service, error) {
 		firehoseStream: o.FirehoseStream, apps: map[string]*Application{}, runners: map[string]*runner{}}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	s.m = metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_analytics_input_records_total",
+			Help: "Records an application read from its input."}, []string{"application"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_analytics_output_rows_total",
+			Help: "Rows an application wrote to its outputs."}, []string{"application"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_analytics_error_rows_total",
+			Help: "Rows sent to an application's error stream (unparseable records, failed expressions)."}, []string{"application"}),
+	}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(s.m.records, s.m.rows, s.m.errors)
 	}
 	docs, err := store.Documents(documentKind)
 	if err != nil {
