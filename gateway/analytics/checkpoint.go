@@ -53,7 +53,11 @@ func (r *runner) currentMark() *mark {
 		m.Rowtime = r.rowtime
 	}
 	for _, o := range r.outputs {
-		m.Sent[o.out.OutputID] = o.sent
+		if r.cur != nil {
+			m.Sent[o.out.OutputID] = o.sentBefore
+		} else {
+			m.Sent[o.out.OutputID] = o.sent
+		}
 	}
 	return m
 }

@@ -44,6 +44,9 @@ type outputRun struct {
 	pending []streamstore.Entry
 	sent    int64 // rows emitted since the application was created
 	written int64 // rows of those durable in the destination
+	// sentBefore is sent before the current record was taken in (after
+	// the windows it closes emitted): what a mark taken for it records.
+	sentBefore int64
 	prefix  string
 }
 
@@ -205,6 +208,13 @@ func (r *runner) push(sr *shardReader, rec streamstore.Record) {
 	arrival := rec.Arrival / 1e6
 	if arrival > r.rowtime {
 		r.rowtime = arrival
+		// Close the windows this record's ROWTIME ends before it is taken
+		// in, so a window it opens marks a point after every emission that
+		// replaying from it does not repeat.
+		r.eng.advance(r.rowtime)
+	}
+	for _, o := range r.outputs {
+		o.sentBefore = o.sent
 	}
 	in := sr.input
 	target := in.targets[0]
