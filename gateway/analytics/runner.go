@@ -47,7 +47,7 @@ type outputRun struct {
 	// sentBefore is sent before the current record was taken in (after
 	// the windows it closes emitted): what a mark taken for it records.
 	sentBefore int64
-	prefix  string
+	prefix     string
 }
 
 // runner runs one application on one goroutine: it reads its inputs,
