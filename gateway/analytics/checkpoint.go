@@ -26,6 +26,20 @@ type mark struct {
 	Sent    map[string]int64 // outputID -> rows emitted before the mark
 }
 
+// periodicMark is how often a mark is taken for sliding windows, whose
+// rows go back further than any open window's first row.
+const periodicMark = time.Second
+
+// takePeriodicMark keeps a mark of the current record now and then (when
+// the application has sliding windows).
+func (r *runner) takePeriodicMark() {
+	if !r.eng.hasSliding || time.Since(r.lastMark) < periodicMark {
+		return
+	}
+	r.lastMark = time.Now()
+	r.marks = append(r.marks, r.currentMark())
+}
+
 // checkpointDoc is what the store keeps per application.
 type checkpointDoc struct {
 	Mark    *mark
@@ -69,6 +83,24 @@ func (r *runner) checkpoint() {
 	if m == nil {
 		r.cur = nil
 		m = r.currentMark()
+	}
+	if oldest, ok := r.eng.oldestSlidingRow(); ok {
+		// Sliding windows need their rows back: the newest periodic mark
+		// before the oldest of them.
+		keep := -1
+		for i, pm := range r.marks {
+			if pm.Rowtime < oldest {
+				keep = i
+			}
+		}
+		if keep >= 0 {
+			r.marks = r.marks[keep:]
+			if r.marks[0].Serial < m.Serial {
+				m = r.marks[0]
+			}
+		}
+	} else if len(r.marks) > 1 {
+		r.marks = r.marks[len(r.marks)-1:]
 	}
 	doc := checkpointDoc{Mark: m, Written: map[string]int64{}, At: time.Now()}
 	for _, o := range r.outputs {

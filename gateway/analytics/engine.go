@@ -85,6 +85,7 @@ type engine struct {
 	markFn func() *mark
 	// errorCount counts rows sent to the error stream.
 	errorCount int64
+	hasSliding bool
 }
 
 // CodeError is application code that does not compile, with its position
@@ -169,6 +170,7 @@ func compile(code string, sources []sourceDef, now func() int64) (*engine, error
 	// never runs.
 	for _, p := range e.pumps {
 		p.from.readers = append(p.from.readers, p.push)
+		e.hasSliding = e.hasSliding || p.slide != nil
 	}
 	return e, nil
 }
@@ -220,7 +222,22 @@ func (e *engine) advance(watermark int64) {
 		if p.agg != nil {
 			p.agg.advance(watermark)
 		}
+		for _, w := range p.slide {
+			w.sweep(watermark)
+		}
 	}
+}
+
+// oldestSlidingRow is the ROWTIME of the oldest row a sliding window holds.
+func (e *engine) oldestSlidingRow() (int64, bool) {
+	var oldest int64
+	found := false
+	for _, p := range e.pumps {
+		if t, ok := p.oldestRowtime(); ok && (!found || t < oldest) {
+			oldest, found = t, true
+		}
+	}
+	return oldest, found
 }
 
 // nextClose is the end of the earliest open window.

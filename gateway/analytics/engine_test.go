@@ -143,3 +143,33 @@ func TestRecordParser(t *testing.T) {
 		}
 	}
 }
+
+// Sliding windows, checked by hand: a RANGE window per partition and a ROWS
+// window, one output row per input row.
+func TestSlidingWindows(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(4), price DOUBLE, avg_1m DOUBLE, n_1m INTEGER, max_3rows DOUBLE);
+		CREATE PUMP p AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM ticker_symbol, price, AVG(price) OVER w1, COUNT(*) OVER w1,
+		         MAX(price) OVER (PARTITION BY ticker_symbol ROWS 2 PRECEDING)
+		  FROM "SOURCE_SQL_STREAM_001"
+		  WINDOW w1 AS (PARTITION BY ticker_symbol RANGE INTERVAL '1' MINUTE PRECEDING);`,
+		sourceOf(t, "TICKER_SYMBOL VARCHAR(4)", "PRICE DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for _, r := range []struct {
+		at    int64
+		sym   string
+		price float64
+	}{{0, "AMZN", 10}, {10000, "AMZN", 20}, {20000, "MSFT", 5}, {30000, "AMZN", 30}, {60000, "AMZN", 6}, {70001, "AMZN", 4}} {
+		src.insert(&row{rowtime: r.at, vals: []any{r.sym, r.price}})
+	}
+	want := "[[AMZN 10 10 1 10]@0 [AMZN 20 15 2 20]@10000 [MSFT 5 5 1 5]@20000 [AMZN 30 20 3 30]@30000 " +
+		"[AMZN 6 16.5 4 30]@60000 [AMZN 4 13.333333333333334 3 30]@70001]"
+	if got := fmt.Sprint(rowsText(*out)); got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -62,6 +63,9 @@ type pump struct {
 	target []int
 	env    rowEnv
 	agg    *tumbling
+	// slide is set for a query whose aggregates are over sliding windows.
+	slide []*sliding
+	aggs  []*aggregate
 }
 
 // compilePump resolves a pump's SELECT against the stream it reads.
@@ -94,7 +98,8 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 	for i, c := range from.cols {
 		p.env.index[c.name] = i
 	}
-	r := &resolver{pump: p, qualifiers: []string{from.name, string(sel.From.Alias)}}
+	r := &resolver{pump: p, qualifiers: []string{from.name, string(sel.From.Alias)}, windows: sel.Windows,
+		sliding: map[*sql.WindowSpec]*sliding{}}
 
 	for _, it := range sel.Items {
 		if it.Star {
@@ -146,9 +151,29 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 			return nil, err
 		}
 	}
+	if len(r.sliding) > 0 {
+		if grouped {
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "a query has either sliding windows (OVER) or a GROUP BY, not both")
+		}
+		for i, a := range r.aggs {
+			if a.over == nil {
+				return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "%s needs OVER like the query's other aggregates", strings.ToUpper(a.name))
+			}
+			a.over.aggs = append(a.over.aggs, i)
+		}
+		for _, w := range r.sliding {
+			p.slide = append(p.slide, w)
+		}
+		sort.Slice(p.slide, func(i, j int) bool { return p.slide[i].aggs[0] < p.slide[j].aggs[0] })
+		p.aggs = r.aggs
+		for name, i := range r.aggIndex {
+			p.env.index[name] = len(from.cols) + i
+		}
+		return p, nil
+	}
 	if !grouped {
 		if len(r.aggs) > 0 {
-			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "an aggregate over a stream needs a window: GROUP BY STEP(ROWTIME BY INTERVAL ...)")
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "an aggregate over a stream needs a window: GROUP BY STEP(ROWTIME BY INTERVAL ...) or OVER (RANGE INTERVAL ... PRECEDING)")
 		}
 		return p, nil
 	}
@@ -184,6 +209,8 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 // and its aggregate calls to references to their results.
 type resolver struct {
 	pump       *pump
+	windows    []*sql.NamedWindow     // the query's WINDOW clause
+	sliding    map[*sql.WindowSpec]*sliding
 	qualifiers []string // the stream's name and alias, which may prefix a column
 	aggs       []*aggregate
 	aggIndex   map[string]int
@@ -246,6 +273,11 @@ func (r *resolver) resolve(x *sql.Expr, aggsAllowed bool) error {
 			if len(a.args) != mk.arity && !(name == "count" && len(p.Call.Args) == 1) {
 				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "%s takes %d argument(s)", strings.ToUpper(name), mk.arity)
 				return false
+			}
+			if p.Call.Over != nil {
+				if a.over, err = r.window(p.Call.Over, p.Call.Pos.Line, p.Call.Pos.Column); err != nil {
+					return false
+				}
 			}
 			if r.aggIndex == nil {
 				r.aggIndex = map[string]int{}
@@ -321,6 +353,10 @@ func (p *pump) push(r *row) {
 	}
 	if p.agg != nil {
 		p.agg.add(r)
+		return
+	}
+	if p.slide != nil {
+		p.slideRow(r)
 		return
 	}
 	p.emit(r.rowtime, r, r.mark)

@@ -66,6 +66,8 @@ type runner struct {
 	rowtimeBefore int64
 	serial        int64
 	checkpointed  time.Time
+	marks         []*mark // periodic marks, oldest first (sliding windows)
+	lastMark      time.Time
 	cancel        context.CancelFunc
 	done          chan struct{}
 	err           error
@@ -216,6 +218,7 @@ func (r *runner) push(sr *shardReader, rec streamstore.Record) {
 	for _, o := range r.outputs {
 		o.sentBefore = o.sent
 	}
+	r.takePeriodicMark()
 	in := sr.input
 	target := in.targets[0]
 	if len(in.targets) > 1 {

@@ -932,6 +932,9 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 	ctx, cancel := context.WithCancel(context.Background())
 	rn.cancel = cancel
 	s.runners[a.ApplicationName] = rn
+	if eng.hasSliding {
+		rn.marks = []*mark{rn.currentMark()} // where this run starts
+	}
 	go rn.run(ctx)
 	return nil
 }

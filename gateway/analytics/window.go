@@ -12,6 +12,7 @@ type aggregate struct {
 	name string
 	make aggKind
 	args []*sql.Expr
+	over *sliding // the sliding window of an aggregate with OVER
 }
 
 // accumulator folds the values of one group's rows.

@@ -15,13 +15,39 @@ import (
 
 // Select is a SELECT statement.
 type Select struct {
-	Pos    lexer.Position
-	Stream bool          `parser:"'SELECT' @'STREAM'?"`
-	Items  []*SelectItem `parser:"@@ ( ',' @@ )*"`
-	From   *From         `parser:"'FROM' @@"`
-	Where  *Expr         `parser:"( 'WHERE' @@ )?"`
-	Group  []*Expr       `parser:"( 'GROUP' 'BY' @@ ( ',' @@ )* )?"`
-	Having *Expr         `parser:"( 'HAVING' @@ )?"`
+	Pos     lexer.Position
+	Stream  bool           `parser:"'SELECT' @'STREAM'?"`
+	Items   []*SelectItem  `parser:"@@ ( ',' @@ )*"`
+	From    *From          `parser:"'FROM' @@"`
+	Where   *Expr          `parser:"( 'WHERE' @@ )?"`
+	Stagger *WindowSpec    `parser:"( 'WINDOWED' 'BY' 'STAGGER' @@ )?"`
+	Group   []*Expr        `parser:"( 'GROUP' 'BY' @@ ( ',' @@ )* )?"`
+	Having  *Expr          `parser:"( 'HAVING' @@ )?"`
+	Windows []*NamedWindow `parser:"( 'WINDOW' @@ ( ',' @@ )* )?"`
+}
+
+// NamedWindow is WINDOW W1 AS (...), which OVER W1 refers to.
+type NamedWindow struct {
+	Name Name        `parser:"@(Ident | QuotedIdent) 'AS'"`
+	Spec *WindowSpec `parser:"@@"`
+}
+
+// WindowSpec is a window of the analytics dialect: sliding, (PARTITION BY
+// k RANGE INTERVAL '1' MINUTE PRECEDING) or (... ROWS 10 PRECEDING); or,
+// after WINDOWED BY STAGGER, (PARTITION BY k RANGE INTERVAL '1' MINUTE).
+type WindowSpec struct {
+	Pos       lexer.Position
+	Partition []*Expr `parser:"'(' ( 'PARTITION' 'BY' @@ ( ',' @@ )* )?"`
+	Range     *Expr   `parser:"( 'RANGE' @@"`
+	Rows      *string `parser:"| 'ROWS' @Number )"`
+	Preceding bool    `parser:"@'PRECEDING'? ')'"`
+}
+
+// Over is what follows an aggregate in a sliding window: OVER W1 or
+// OVER (...).
+type Over struct {
+	Name Name        `parser:"'OVER' ( @(Ident | QuotedIdent)"`
+	Spec *WindowSpec `parser:"| @@ )"`
 }
 
 // SelectItem is "*" or an expression with an optional alias.
@@ -141,6 +167,7 @@ type Call struct {
 	Args []*Arg `parser:"( @@ ( ',' @@ )* )?"`
 	By   *Expr  `parser:"( 'BY' @@"`
 	To   string `parser:"| 'TO' @Ident )? ')'"`
+	Over *Over  `parser:"@@?"`
 }
 
 // Arg is a call's argument: * or an expression.
