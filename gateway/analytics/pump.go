@@ -209,7 +209,7 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 // and its aggregate calls to references to their results.
 type resolver struct {
 	pump       *pump
-	windows    []*sql.NamedWindow     // the query's WINDOW clause
+	windows    []*sql.NamedWindow // the query's WINDOW clause
 	sliding    map[*sql.WindowSpec]*sliding
 	qualifiers []string // the stream's name and alias, which may prefix a column
 	aggs       []*aggregate

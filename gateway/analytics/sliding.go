@@ -160,7 +160,6 @@ func (p *pump) oldestRowtime() (int64, bool) {
 	return oldest, found
 }
 
-
 // sweep forgets the partitions of RANGE windows whose rows are all older
 // than the range, so a key seen once does not stay forever.
 func (w *sliding) sweep(watermark int64) {
