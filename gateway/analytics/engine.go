@@ -225,6 +225,9 @@ func (e *engine) advance(watermark int64) {
 		for _, w := range p.slide {
 			w.sweep(watermark)
 		}
+		if p.stagger != nil {
+			p.stagger.advance(watermark)
+		}
 	}
 }
 
@@ -248,6 +251,11 @@ func (e *engine) nextClose() (int64, bool) {
 		if t := p.agg; t != nil && t.open && (!found || t.start+t.size < end) {
 			end, found = t.start+t.size, true
 		}
+		if p.stagger != nil {
+			if e, ok := p.stagger.nextClose(); ok && (!found || e < end) {
+				end, found = e, true
+			}
+		}
 	}
 	return end, found
 }
@@ -258,6 +266,11 @@ func (e *engine) oldestMark() *mark {
 	for _, p := range e.pumps {
 		if t := p.agg; t != nil && t.open && t.mark != nil && (m == nil || t.mark.Serial < m.Serial) {
 			m = t.mark
+		}
+		if p.stagger != nil {
+			if sm := p.stagger.oldestMark(); sm != nil && (m == nil || sm.Serial < m.Serial) {
+				m = sm
+			}
 		}
 	}
 	return m

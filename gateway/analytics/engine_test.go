@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/streamgate/streamgate/gateway/sql"
 )
 
 func sourceOf(t *testing.T, cols ...string) []sourceDef {
@@ -169,6 +171,44 @@ func TestSlidingWindows(t *testing.T) {
 	}
 	want := "[[AMZN 10 10 1 10]@0 [AMZN 20 15 2 20]@10000 [MSFT 5 5 1 5]@20000 [AMZN 30 20 3 30]@30000 " +
 		"[AMZN 6 16.5 4 30]@60000 [AMZN 4 13.333333333333334 3 30]@70001]"
+	if got := fmt.Sprint(rowsText(*out)); got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}
+
+// A stagger window, as the KDA developer guide's example: a window per
+// (event-time minute, ticker) opens with its first row and closes a minute
+// later, so the late row of 11:00 still counts in the 11:00 window.
+func TestStaggerWindow(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM "DESTINATION_SQL_STREAM" (event_minute TIMESTAMP, ticker VARCHAR(4), n INTEGER, avg_price DOUBLE);
+		CREATE PUMP p AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM FLOOR(event_time TO MINUTE), ticker_symbol, COUNT(*), AVG(price)
+		  FROM "SOURCE_SQL_STREAM_001"
+		  WINDOWED BY STAGGER (PARTITION BY FLOOR(event_time TO MINUTE), ticker_symbol RANGE INTERVAL '1' MINUTE);`,
+		sourceOf(t, "EVENT_TIME TIMESTAMP", "TICKER_SYMBOL VARCHAR(4)", "PRICE DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	at := func(hms string) int64 {
+		ts, _ := sql.ParseTimestamp("2018-08-01 " + hms)
+		return int64(ts)
+	}
+	for _, r := range []struct {
+		rowtime, event, sym string
+		price               float64
+	}{
+		{"11:00:20", "11:00:10", "AMZN", 10}, {"11:00:30", "11:00:20", "AMZN", 20}, {"11:00:40", "11:00:35", "MSFT", 5},
+		{"11:01:05", "11:00:55", "AMZN", 30}, {"11:01:15", "11:01:05", "AMZN", 40},
+	} {
+		src.insert(&row{rowtime: at(r.rowtime), vals: []any{sql.Timestamp(at(r.event)), r.sym, r.price}})
+	}
+	e.advance(at("11:03:00"))
+	want := "[[2018-08-01 11:00:00.000 AMZN 3 20]@" + fmt.Sprint(at("11:01:20")) +
+		" [2018-08-01 11:00:00.000 MSFT 1 5]@" + fmt.Sprint(at("11:01:40")) +
+		" [2018-08-01 11:01:00.000 AMZN 1 40]@" + fmt.Sprint(at("11:02:15")) + "]"
 	if got := fmt.Sprint(rowsText(*out)); got != want {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}

@@ -66,6 +66,8 @@ type pump struct {
 	// slide is set for a query whose aggregates are over sliding windows.
 	slide []*sliding
 	aggs  []*aggregate
+	// stagger is set for a query WINDOWED BY STAGGER.
+	stagger *stagger
 }
 
 // compilePump resolves a pump's SELECT against the stream it reads.
@@ -144,12 +146,36 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 		}
 	}
 	if sel.Having != nil {
-		if !grouped {
-			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "HAVING needs a GROUP BY")
-		}
 		if err := r.resolve(sel.Having, true); err != nil {
 			return nil, err
 		}
+	}
+	if sel.Stagger != nil {
+		if grouped || len(r.sliding) > 0 {
+			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "WINDOWED BY STAGGER replaces GROUP BY and OVER")
+		}
+		spec := sel.Stagger
+		if spec.Range == nil || spec.Preceding || len(spec.Partition) == 0 {
+			return nil, codeErrorf(spec.Pos.Line, spec.Pos.Column, "a stagger window is (PARTITION BY ... RANGE INTERVAL ...)")
+		}
+		v, err := spec.Range.Eval(&rowEnv{})
+		n, ok := v.(int64)
+		if err != nil || !ok || n <= 0 {
+			return nil, codeErrorf(spec.Pos.Line, spec.Pos.Column, "RANGE takes a positive INTERVAL")
+		}
+		for _, x := range spec.Partition {
+			if err := r.resolve(x, false); err != nil {
+				return nil, err
+			}
+		}
+		for name, i := range r.aggIndex {
+			p.env.index[name] = len(from.cols) + i
+		}
+		p.stagger = &stagger{pump: p, partition: spec.Partition, rangeMs: n, aggs: r.aggs, having: sel.Having, open: map[string]*staggerWindow{}}
+		return p, nil
+	}
+	if sel.Having != nil && !grouped {
+		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "HAVING needs a GROUP BY or a stagger window")
 	}
 	if len(r.sliding) > 0 {
 		if grouped {
@@ -357,6 +383,10 @@ func (p *pump) push(r *row) {
 	}
 	if p.slide != nil {
 		p.slideRow(r)
+		return
+	}
+	if p.stagger != nil {
+		p.stagger.add(r)
 		return
 	}
 	p.emit(r.rowtime, r, r.mark)

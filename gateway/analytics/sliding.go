@@ -130,11 +130,6 @@ func (p *pump) slideRow(r *row) {
 		}
 		for k, i := range w.aggs {
 			acc := p.aggs[i].make.new(part.extra[k])
-			if e, ok := acc.(*expAvg); ok && len(part.extra[k]) == 1 {
-				if h, ok := part.extra[k][0].(int64); ok {
-					e.halfLife = float64(h)
-				}
-			}
 			for j, a := range part.args {
 				acc.add(a[k], part.rowtimes[j])
 			}

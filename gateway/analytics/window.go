@@ -35,7 +35,15 @@ var aggregates = map[string]aggKind{
 	"max":         {1, func([]any) accumulator { return &extreme{sign: 1} }},
 	"first_value": {1, func([]any) accumulator { return &first{} }},
 	"last_value":  {1, func([]any) accumulator { return &last{} }},
-	"exp_avg":     {2, func([]any) accumulator { return &expAvg{} }},
+	"exp_avg": {2, func(extra []any) accumulator {
+		e := &expAvg{}
+		if len(extra) == 1 {
+			if h, ok := extra[0].(int64); ok {
+				e.halfLife = float64(h)
+			}
+		}
+		return e
+	}},
 }
 
 type count struct{ n int64 }
@@ -227,36 +235,15 @@ func (t *tumbling) add(r *row) {
 	t.key = key
 	gi, ok := t.groups[string(key)]
 	if !ok {
-		g := &group{accs: make([]accumulator, len(t.aggs))}
-		for i, a := range t.aggs {
-			var extra []any
-			for _, x := range a.args[min(1, len(a.args)):] {
-				v, _ := x.Eval(env)
-				extra = append(extra, v)
-			}
-			g.accs[i] = a.make.new(extra)
-			if e, ok := g.accs[i].(*expAvg); ok && len(extra) == 1 {
-				if n, ok := extra[0].(int64); ok {
-					e.halfLife = float64(n)
-				}
-			}
-		}
+		g := &group{accs: newAccumulators(t.aggs, env)}
 		gi = len(t.order)
 		t.groups[string(key)] = gi
 		t.order = append(t.order, g)
 	}
 	g := t.order[gi]
 	g.last = r
-	for i, a := range t.aggs {
-		var v any = int64(1) // COUNT(*)
-		if len(a.args) > 0 {
-			var err error
-			if v, err = a.args[0].Eval(env); err != nil {
-				t.pump.fail(err, r)
-				return
-			}
-		}
-		g.accs[i].add(v, r.rowtime)
+	if err := accumulate(t.aggs, g.accs, env, r.rowtime); err != nil {
+		t.pump.fail(err, r)
 	}
 }
 
@@ -269,32 +256,66 @@ func (t *tumbling) advance(watermark int64) {
 
 // flush emits a row per group of the open window and starts afresh.
 func (t *tumbling) flush() {
-	p := t.pump
-	end := t.start + t.size
-	n := len(p.from.cols)
 	for _, g := range t.order {
-		vals := make([]any, n+len(t.aggs))
-		copy(vals, g.last.vals)
-		for i, a := range g.accs {
-			vals[n+i] = a.result()
-		}
-		env := &p.env
-		env.vals, env.rowtime, env.arrival = vals, g.last.rowtime, g.last.arrival
-		if t.having != nil {
-			v, err := t.having.Eval(env)
-			if err != nil {
-				p.fail(err, g.last)
-				continue
-			}
-			if !sql.True(v) {
-				continue
-			}
-		}
-		p.emit(end, g.last, t.mark)
+		emitGroup(t.pump, g.last, g.accs, t.having, t.start+t.size, t.mark)
 	}
 	clear(t.groups)
 	t.order = t.order[:0]
 	t.open, t.mark = false, nil
+}
+
+// newAccumulators starts the aggregates of a group; constant extra
+// arguments (EXP_AVG's half-life) are evaluated on its first row.
+func newAccumulators(aggs []*aggregate, env sql.Env) []accumulator {
+	accs := make([]accumulator, len(aggs))
+	for i, a := range aggs {
+		var extra []any
+		for _, x := range a.args[min(1, len(a.args)):] {
+			v, _ := x.Eval(env)
+			extra = append(extra, v)
+		}
+		accs[i] = a.make.new(extra)
+	}
+	return accs
+}
+
+// accumulate folds the current row into a group's aggregates.
+func accumulate(aggs []*aggregate, accs []accumulator, env sql.Env, rowtime int64) error {
+	for i, a := range aggs {
+		var v any = int64(1) // COUNT(*)
+		if len(a.args) > 0 {
+			var err error
+			if v, err = a.args[0].Eval(env); err != nil {
+				return err
+			}
+		}
+		accs[i].add(v, rowtime)
+	}
+	return nil
+}
+
+// emitGroup emits one group's row: its last row's columns and its
+// aggregates, when HAVING holds.
+func emitGroup(p *pump, last *row, accs []accumulator, having *sql.Expr, rowtime int64, m *mark) {
+	n := len(p.from.cols)
+	vals := make([]any, n+len(accs))
+	copy(vals, last.vals)
+	for i, a := range accs {
+		vals[n+i] = a.result()
+	}
+	env := &p.env
+	env.vals, env.rowtime, env.arrival = vals, last.rowtime, last.arrival
+	if having != nil {
+		v, err := having.Eval(env)
+		if err != nil {
+			p.fail(err, last)
+			return
+		}
+		if !sql.True(v) {
+			return
+		}
+	}
+	p.emit(rowtime, last, m)
 }
 
 // appendKey appends a value to a group key, typed so 1 and '1' differ.

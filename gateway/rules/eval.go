@@ -150,20 +150,14 @@ func itemName(it *sql.SelectItem, i int) string {
 	if it.Alias != "" {
 		return string(it.Alias)
 	}
-	if x := it.Expr; len(x.Right) == 0 && len(x.Left.Right) == 0 && !x.Left.Left.Not && x.Left.Left.Cmp.Op == nil {
-		add := x.Left.Left.Cmp.Left
-		if len(add.Right) == 0 && len(add.Left.Right) == 0 {
-			u := add.Left.Left
-			if u.Neg == "" && u.Primary.Name != "" {
-				name := string(u.Primary.Name)
-				for _, s := range u.Suffix {
-					if s.Field != "" {
-						name = string(s.Field)
-					}
-				}
-				return name
+	if u := it.Expr.Unary(); u != nil && u.Neg == "" && u.Primary.Name != "" {
+		name := string(u.Primary.Name)
+		for _, s := range u.Suffix {
+			if s.Field != "" {
+				name = string(s.Field)
 			}
 		}
+		return name
 	}
 	return fmt.Sprintf("_%d", i+1)
 }
