@@ -153,17 +153,19 @@ func compile(code string, sources []sourceDef, now func() int64) (*engine, error
 			}
 			e.add(s) // OR REPLACE: a later definition wins
 		case st.Pump != nil:
+			before := len(e.pumps)
 			p, err := e.compilePump(st.Pump, st.Pos.Line, st.Pos.Column)
 			if err != nil {
 				return nil, err
 			}
-			for i, old := range e.pumps {
-				if old.name == p.name {
-					e.pumps = append(e.pumps[:i], e.pumps[i+1:]...)
-					break
+			var kept []*pump
+			for _, old := range e.pumps[:before] {
+				// A replaced pump goes, with the cursor pump of its table function.
+				if old.name != p.name && !strings.HasPrefix(old.name, p.name+"$") {
+					kept = append(kept, old)
 				}
 			}
-			e.pumps = append(e.pumps, p)
+			e.pumps = append(append(kept, e.pumps[before:]...), p)
 		}
 	}
 	// Wire the pumps only now, so a pump replaced by a later statement

@@ -213,3 +213,42 @@ func TestStaggerWindow(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+// RANDOM_CUT_FOREST in a pump: the spike gets the highest ANOMALY_SCORE,
+// and the explanation blames its high temperature.
+func TestRandomCutForestPump(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(8), temp DOUBLE, anomaly_score DOUBLE, why VARCHAR(2048));
+		CREATE PUMP p AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM device, temp, ANOMALY_SCORE, ANOMALY_EXPLANATION
+		  FROM TABLE(RANDOM_CUT_FOREST_WITH_EXPLANATION(
+		    CURSOR(SELECT STREAM device, temp, humidity FROM "SOURCE_SQL_STREAM_001"), 40, 64, 100000, 1, true));`,
+		sourceOf(t, "DEVICE VARCHAR(8)", "TEMP DOUBLE", "HUMIDITY DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for i := range 400 {
+		temp := 20 + float64(i%10)/10
+		if i == 350 {
+			temp = 80
+		}
+		src.insert(&row{rowtime: int64(i), vals: []any{"d1", temp, 40 + float64(i%7)/10}})
+	}
+	if len(*out) != 400 {
+		t.Fatalf("%d rows, want one per input row", len(*out))
+	}
+	best := 0
+	for i, r := range *out {
+		if r.vals[2].(float64) > (*out)[best].vals[2].(float64) {
+			best = i
+		}
+	}
+	if best != 350 {
+		t.Fatalf("highest score at row %d (%v), want the spike at 350 (%v)", best, (*out)[best].vals, (*out)[350].vals)
+	}
+	if why := (*out)[350].vals[3].(string); !strings.Contains(why, `"TEMP":{"DIRECTION":"HIGH"`) {
+		t.Fatalf("explanation %s", why)
+	}
+}

@@ -85,12 +85,19 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 	if !sel.Stream {
 		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "a pump's query must be SELECT STREAM")
 	}
-	if sel.From.Topic != nil || sel.From.Stream == "" {
+	var from *inAppStream
+	switch {
+	case sel.From.Table != nil:
+		var err error
+		if from, err = e.tableFunction(p.name, sel.From.Table); err != nil {
+			return nil, err
+		}
+	case sel.From.Topic != nil || sel.From.Stream == "":
 		return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "FROM names an in-application stream")
-	}
-	from, ok := e.stream(string(sel.From.Stream))
-	if !ok {
-		return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "stream %q does not exist", sel.From.Stream)
+	default:
+		if from, ok = e.stream(string(sel.From.Stream)); !ok {
+			return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "stream %q does not exist", sel.From.Stream)
+		}
 	}
 	p.from = from
 	p.env = rowEnv{index: map[string]int{"ROWTIME": idxRowtime}, e: e}

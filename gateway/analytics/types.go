@@ -24,6 +24,7 @@ const (
 	kFloat
 	kBool
 	kTimestamp
+	kAny // a cursor's computed column: the value as it is
 )
 
 // parseType reads a KDA SQL type: VARCHAR(n), CHAR(n), INTEGER, BIGINT,
@@ -76,6 +77,8 @@ func (t sqlType) convert(v any) (any, bool) {
 		return nil, true
 	}
 	switch t.kind {
+	case kAny:
+		return v, true
 	case kString:
 		s, ok := v.(string)
 		if !ok {

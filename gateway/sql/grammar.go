@@ -61,9 +61,19 @@ type SelectItem struct {
 // From is the source: a quoted topic filter (IoT rules) or a stream name.
 type From struct {
 	Pos    lexer.Position
-	Topic  *Str `parser:"  @String"`
-	Stream Name `parser:"| @(Ident | QuotedIdent)"`
-	Alias  Name `parser:"( 'AS'? @(Ident | QuotedIdent) )?"`
+	Topic  *Str       `parser:"  @String"`
+	Stream Name       `parser:"| @(Ident | QuotedIdent)"`
+	Table  *TableCall `parser:"| 'TABLE' '(' @@ ')'"`
+	Alias  Name       `parser:"( 'AS'? @(Ident | QuotedIdent) )?"`
+}
+
+// TableCall is a table function over a cursor, as KDA's
+// RANDOM_CUT_FOREST(CURSOR(SELECT STREAM ...), 100, 256, 100000, 1).
+type TableCall struct {
+	Pos    lexer.Position
+	Name   string  `parser:"@Ident '('"`
+	Cursor *Select `parser:"'CURSOR' '(' @@ ')'"`
+	Args   []*Expr `parser:"( ',' @@ )* ')'"`
 }
 
 // Expr is an expression; operators bind from OR (loosest) to unary minus.
