@@ -86,6 +86,8 @@ type engine struct {
 	// errorCount counts rows sent to the error stream.
 	errorCount int64
 	hasSliding bool
+	// stages are the windowed table functions (TOP_K_ITEMS_TUMBLING, ...).
+	stages []windowStage
 }
 
 // CodeError is application code that does not compile, with its position
@@ -231,6 +233,16 @@ func (e *engine) advance(watermark int64) {
 			p.stagger.advance(watermark)
 		}
 	}
+	for _, st := range e.stages {
+		st.advance(watermark)
+	}
+}
+
+// windowStage is a table function with tumbling windows of its own.
+type windowStage interface {
+	advance(watermark int64)
+	nextClose() (int64, bool)
+	oldestMark() *mark
 }
 
 // oldestSlidingRow is the ROWTIME of the oldest row a sliding window holds.
@@ -259,6 +271,11 @@ func (e *engine) nextClose() (int64, bool) {
 			}
 		}
 	}
+	for _, st := range e.stages {
+		if e, ok := st.nextClose(); ok && (!found || e < end) {
+			end, found = e, true
+		}
+	}
 	return end, found
 }
 
@@ -273,6 +290,11 @@ func (e *engine) oldestMark() *mark {
 			if sm := p.stagger.oldestMark(); sm != nil && (m == nil || sm.Serial < m.Serial) {
 				m = sm
 			}
+		}
+	}
+	for _, st := range e.stages {
+		if sm := st.oldestMark(); sm != nil && (m == nil || sm.Serial < m.Serial) {
+			m = sm
 		}
 	}
 	return m

@@ -252,3 +252,66 @@ func TestRandomCutForestPump(t *testing.T) {
 		t.Fatalf("explanation %s", why)
 	}
 }
+
+// TOP_K_ITEMS_TUMBLING and COUNT_DISTINCT_ITEMS_TUMBLING per 10-second
+// window; past 10,000 distinct values the count is estimated (HyperLogLog,
+// within 2% here).
+func TestItemsTumbling(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM top (ticker VARCHAR(4), most_frequent_values BIGINT);
+		CREATE PUMP p1 AS INSERT INTO top SELECT STREAM * FROM TABLE(TOP_K_ITEMS_TUMBLING(
+		  CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'TICKER_SYMBOL', 2, 10));
+		CREATE STREAM distinct_count (n BIGINT);
+		CREATE PUMP p2 AS INSERT INTO distinct_count SELECT STREAM NUMBER_OF_DISTINCT_ITEMS FROM TABLE(COUNT_DISTINCT_ITEMS_TUMBLING(
+		  CURSOR(SELECT STREAM * FROM "SOURCE_SQL_STREAM_001"), 'TICKER_SYMBOL', 10));`,
+		sourceOf(t, "TICKER_SYMBOL VARCHAR(8)", "PRICE DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := collect(t, e, "TOP")
+	distinct := collect(t, e, "DISTINCT_COUNT")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for i, sym := range []string{"AMZN", "MSFT", "AMZN", "NFLX", "MSFT", "AMZN"} {
+		src.insert(&row{rowtime: int64(i * 1000), vals: []any{sym, 1.0}})
+	}
+	for i := range 50000 {
+		src.insert(&row{rowtime: 10000 + int64(i/10), vals: []any{fmt.Sprintf("T%d", i%20000), 1.0}})
+	}
+	e.advance(30000)
+	if got := fmt.Sprint(rowsText((*top)[:2])); got != "[[AMZN 3]@10000 [MSFT 2]@10000]" {
+		t.Fatalf("top: %s", got)
+	}
+	if len(*distinct) != 2 || (*distinct)[0].vals[0] != int64(3) {
+		t.Fatalf("distinct: %v", rowsText(*distinct))
+	}
+	if n := (*distinct)[1].vals[0].(int64); n < 19600 || n > 20400 {
+		t.Fatalf("estimated %d distinct, want about 20000", n)
+	}
+}
+
+// LAG over a partition: each row with the previous price of its ticker and
+// the change.
+func TestLag(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(4), price DOUBLE, prev DOUBLE, change DOUBLE);
+		CREATE PUMP p AS INSERT INTO "DESTINATION_SQL_STREAM"
+		  SELECT STREAM ticker_symbol, price, LAG(price, 1, 0) OVER w, price - LAG(price, 1) OVER w
+		  FROM "SOURCE_SQL_STREAM_001"
+		  WINDOW w AS (PARTITION BY ticker_symbol ROWS 1 PRECEDING);`,
+		sourceOf(t, "TICKER_SYMBOL VARCHAR(4)", "PRICE DOUBLE"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "DESTINATION_SQL_STREAM")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for i, r := range []struct {
+		sym   string
+		price float64
+	}{{"A", 10}, {"B", 5}, {"A", 12}, {"A", 11}, {"B", 7}} {
+		src.insert(&row{rowtime: int64(i), vals: []any{r.sym, r.price}})
+	}
+	want := "[[A 10 0 <nil>]@0 [B 5 0 <nil>]@1 [A 12 10 2]@2 [A 11 12 -1]@3 [B 7 5 2]@4]"
+	if got := fmt.Sprint(rowsText(*out)); got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}

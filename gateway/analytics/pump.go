@@ -303,7 +303,14 @@ func (r *resolver) resolve(x *sql.Expr, aggsAllowed bool) error {
 				}
 				a.args = append(a.args, arg.Expr)
 			}
-			if len(a.args) != mk.arity && !(name == "count" && len(p.Call.Args) == 1) {
+			switch {
+			case name == "lag" && (len(a.args) < 1 || len(a.args) > 3):
+				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "LAG takes an expression, an optional offset and an optional default")
+				return false
+			case name == "lag" && p.Call.Over == nil:
+				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "LAG needs OVER (a window of the rows before)")
+				return false
+			case mk.arity >= 0 && len(a.args) != mk.arity && !(name == "count" && len(p.Call.Args) == 1):
 				err = codeErrorf(p.Call.Pos.Line, p.Call.Pos.Column, "%s takes %d argument(s)", strings.ToUpper(name), mk.arity)
 				return false
 			}

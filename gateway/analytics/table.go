@@ -16,8 +16,10 @@ import (
 // outer query reads.
 func (e *engine) tableFunction(pumpName string, tc *sql.TableCall) (*inAppStream, error) {
 	name := strings.ToLower(tc.Name)
-	if name != "random_cut_forest" && name != "random_cut_forest_with_explanation" {
-		return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "no table function %s (there are RANDOM_CUT_FOREST and RANDOM_CUT_FOREST_WITH_EXPLANATION)", strings.ToUpper(tc.Name))
+	switch name {
+	case "random_cut_forest", "random_cut_forest_with_explanation", "top_k_items_tumbling", "count_distinct_items_tumbling":
+	default:
+		return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "no table function %s (there are RANDOM_CUT_FOREST, RANDOM_CUT_FOREST_WITH_EXPLANATION, TOP_K_ITEMS_TUMBLING and COUNT_DISTINCT_ITEMS_TUMBLING)", strings.ToUpper(tc.Name))
 	}
 	inner := tc.Cursor
 	if inner.From.Stream == "" {
@@ -52,28 +54,51 @@ func (e *engine) tableFunction(pumpName string, tc *sql.TableCall) (*inAppStream
 	}
 	e.pumps = append(e.pumps, cp)
 
-	// RANDOM_CUT_FOREST(cursor, numberOfTrees, subSampleSize, timeDecay,
-	// shingleSize[, withDirectionality]) with KDA's defaults.
-	params := []int64{100, 256, 100000, 1}
-	limits := [][2]int64{{1, 1000}, {1, 100000}, {1, 1 << 40}, {1, 100}}
+	if name == "top_k_items_tumbling" || name == "count_distinct_items_tumbling" {
+		return e.itemsTumbling(pumpName, name, tc, cursor)
+	}
+	return e.randomCutForest(pumpName, name, tc, cursor)
+}
+
+// constArgs evaluates a table function's constant arguments: integers
+// within limits, in order; missing ones keep their defaults.
+func constArgs(tc *sql.TableCall, defaults []int64, limits [][2]int64, ignoreExtra int) ([]int64, error) {
+	params := append([]int64(nil), defaults...)
+	name := strings.ToUpper(tc.Name)
+	if len(tc.Args) > len(params)+ignoreExtra {
+		return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "%s takes at most %d parameters after the cursor", name, len(params)+ignoreExtra)
+	}
 	for i, a := range tc.Args {
 		if i >= len(params) {
-			if i == len(params) && name == "random_cut_forest_with_explanation" {
-				continue // withDirectionality: directions are always given
-			}
-			return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "%s takes at most %d parameters after the cursor", strings.ToUpper(name), len(params))
+			break
 		}
 		v, err := a.Eval(&rowEnv{})
 		n, ok := v.(int64)
 		if err != nil || !ok || n < limits[i][0] || n > limits[i][1] {
-			return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "%s parameter %d must be an integer from %d to %d", strings.ToUpper(name), i+1, limits[i][0], limits[i][1])
+			return nil, codeErrorf(tc.Pos.Line, tc.Pos.Column, "%s parameter %d must be an integer from %d to %d", name, i+1, limits[i][0], limits[i][1])
 		}
 		params[i] = n
+	}
+	return params, nil
+}
+
+// randomCutForest is RANDOM_CUT_FOREST(cursor, numberOfTrees,
+// subSampleSize, timeDecay, shingleSize), with KDA's defaults, and its
+// _WITH_EXPLANATION form (which also takes withDirectionality; directions
+// are always given).
+func (e *engine) randomCutForest(pumpName, name string, tc *sql.TableCall, cursor *inAppStream) (*inAppStream, error) {
+	explain := name == "random_cut_forest_with_explanation"
+	extra := 0
+	if explain {
+		extra = 1
+	}
+	params, err := constArgs(tc, []int64{100, 256, 100000, 1}, [][2]int64{{1, 1000}, {1, 100000}, {1, 1 << 40}, {1, 100}}, extra)
+	if err != nil {
+		return nil, err
 	}
 	out := &inAppStream{name: pumpName + "$RCF", cols: append([]column(nil), cursor.cols...)}
 	t, _ := parseType("DOUBLE")
 	out.cols = append(out.cols, column{"ANOMALY_SCORE", t})
-	explain := name == "random_cut_forest_with_explanation"
 	if explain {
 		t, _ := parseType("VARCHAR(20480)")
 		out.cols = append(out.cols, column{"ANOMALY_EXPLANATION", t})

@@ -35,6 +35,18 @@ var aggregates = map[string]aggKind{
 	"max":         {1, func([]any) accumulator { return &extreme{sign: 1} }},
 	"first_value": {1, func([]any) accumulator { return &first{} }},
 	"last_value":  {1, func([]any) accumulator { return &last{} }},
+	"lag": {-1, func(extra []any) accumulator {
+		l := &lag{n: 1}
+		if len(extra) > 0 {
+			if n, ok := extra[0].(int64); ok && n >= 0 {
+				l.n = int(n)
+			}
+		}
+		if len(extra) > 1 {
+			l.def = extra[1]
+		}
+		return l
+	}},
 	"exp_avg": {2, func(extra []any) accumulator {
 		e := &expAvg{}
 		if len(extra) == 1 {
@@ -143,6 +155,23 @@ type last struct{ v any }
 
 func (l *last) add(v any, _ int64) { l.v = v }
 func (l *last) result() any        { return l.v }
+
+// lag is LAG(x[, n[, default]]) OVER a window: the value n rows before
+// the current one (the last row added), or the default.
+type lag struct {
+	vals []any
+	n    int
+	def  any
+}
+
+func (l *lag) add(v any, _ int64) { l.vals = append(l.vals, v) }
+
+func (l *lag) result() any {
+	if i := len(l.vals) - 1 - l.n; i >= 0 {
+		return l.vals[i]
+	}
+	return l.def
+}
 
 // expAvg is EXP_AVG(x, halfLife): an average in which a row's weight halves
 // with every half-life (an interval) it is older than the newest row.
