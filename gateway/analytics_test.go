@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/streamgate/streamgate/gateway/sql"
 	"github.com/streamgate/streamgate/streamstore"
 )
@@ -331,5 +334,67 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 			math.Abs(g.AvgTemp-w.Avg) > 1e-9*math.Max(1, math.Abs(w.Avg)) {
 			t.Fatalf("%s: got %+v, sqlite3 %+v", key, g, w)
 		}
+	}
+}
+
+// An application reads a Firehose delivery stream, joins a reference
+// table kept in a real S3-compatible server (versitygw), and writes CSV to
+// another delivery stream, which delivers it to a directory bucket.
+func TestAnalyticsFirehoseAndReferenceTable(t *testing.T) {
+	vgw, s := startWithBucket(t, freeTCPAddr(t), t.TempDir(), "refs")
+	if _, err := vgw.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("refs"), Key: aws.String("sites.csv"),
+		Body: strings.NewReader("pump-1,Plant North\npump-2,Plant South\n")}); err != nil {
+		t.Fatal(err)
+	}
+	f := s.firehose()
+	for _, name := range []string{"readings", "alerts"} {
+		if _, err := f.CreateDeliveryStream(ctx, &firehose.CreateDeliveryStreamInput{DeliveryStreamName: aws.String(name),
+			ExtendedS3DestinationConfiguration: &fhtypes.ExtendedS3DestinationConfiguration{BucketARN: aws.String("arn:aws:s3:::archive"),
+				RoleARN: aws.String(role), Prefix: aws.String(name + "/"), BufferingHints: &fhtypes.BufferingHints{IntervalInSeconds: aws.Int32(1), SizeInMBs: aws.Int32(1)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fhARN := func(n string) string { return "arn:aws:firehose:us-east-1:000000000000:deliverystream/" + n }
+	input := telemetryInput("unused")
+	delete(input, "KinesisStreamsInput")
+	input["KinesisFirehoseInput"] = map[string]string{"ResourceARN": fhARN("readings"), "RoleARN": role}
+	code := `CREATE OR REPLACE STREAM "ALERTS" (device VARCHAR(16), site VARCHAR(32), temp DOUBLE);
+CREATE OR REPLACE PUMP "ALERT_PUMP" AS INSERT INTO "ALERTS"
+  SELECT STREAM r.device, COALESCE(s.site, 'unknown'), r.temp
+  FROM "SOURCE_SQL_STREAM_001" AS r LEFT JOIN "SITES" AS s ON r.device = s.device
+  WHERE r.temp > 30;`
+	analyticsCall(t, s, "CreateApplication", map[string]any{"ApplicationName": "alerts", "ApplicationCode": code,
+		"Inputs": []any{input},
+		"Outputs": []any{map[string]any{"Name": "ALERTS", "KinesisFirehoseOutput": map[string]string{"ResourceARN": fhARN("alerts"), "RoleARN": role},
+			"DestinationSchema": map[string]string{"RecordFormatType": "CSV"}}},
+		"ReferenceDataSources": []any{map[string]any{"TableName": "SITES",
+			"S3ReferenceDataSource": map[string]string{"BucketARN": "arn:aws:s3:::refs", "FileKey": "sites.csv", "ReferenceRoleARN": role},
+			"ReferenceSchema": map[string]any{"RecordFormat": map[string]any{"RecordFormatType": "CSV",
+				"MappingParameters": map[string]any{"CSVMappingParameters": map[string]string{"RecordRowDelimiter": "\n", "RecordColumnDelimiter": ","}}},
+				"RecordColumns": []map[string]string{{"Name": "DEVICE", "SqlType": "VARCHAR(16)"}, {"Name": "SITE", "SqlType": "VARCHAR(32)"}}}}}})
+	analyticsCall(t, s, "StartApplication", map[string]any{"ApplicationName": "alerts",
+		"InputConfigurations": []any{map[string]any{"Id": "1.1", "InputStartingPositionConfiguration": map[string]string{"InputStartingPosition": "NOW"}}}})
+	var recs []fhtypes.Record
+	for _, r := range []string{`{"device":"pump-1","temp":35.5,"load":1}`, `{"device":"pump-2","temp":20,"load":1}`, `{"device":"pump-9","temp":41,"load":1}`} {
+		recs = append(recs, fhtypes.Record{Data: []byte(r)})
+	}
+	if out, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("readings"), Records: recs}); err != nil || aws.ToInt32(out.FailedPutCount) != 0 {
+		t.Fatalf("PutRecordBatch: %v", err)
+	}
+	dir := filepath.Join(s.dataDir, "firehose-buckets", "archive", "alerts")
+	var delivered string
+	waitFor(t, 20*time.Second, "the alerts to be delivered", func() bool {
+		delivered = ""
+		filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() && !strings.Contains(path, ".tmp-") {
+				b, _ := os.ReadFile(path)
+				delivered += string(b)
+			}
+			return nil
+		})
+		return strings.Count(delivered, "\n") >= 2
+	})
+	if delivered != "pump-1,Plant North,35.5\npump-9,unknown,41\n" {
+		t.Fatalf("delivered %q", delivered)
 	}
 }

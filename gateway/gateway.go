@@ -123,7 +123,8 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		StreamFragmentDurations: cfg.Video.StreamFragmentDurations, MaxFragmentBytes: int(cfg.Video.MaxFragmentBytes),
 		StreamDiskBudget: budget, Logger: log.With("component", "kvs"),
 	})
-	fh, err := firehose.New(store, firehose.Options{Buckets: &firehose.Buckets{Dir: filepath.Join(cfg.DataDir, "firehose-buckets"), Endpoints: cfg.Firehose.S3Endpoints},
+	buckets := &firehose.Buckets{Dir: filepath.Join(cfg.DataDir, "firehose-buckets"), Endpoints: cfg.Firehose.S3Endpoints}
+	fh, err := firehose.New(store, firehose.Options{Buckets: buckets,
 		Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "firehose"), Metrics: g.reg, Schemas: cfg.Firehose.Schemas})
 	if err != nil {
 		store.Close()
@@ -131,7 +132,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.firehose = fh
 	g.analytics, err = analytics.New(store, analytics.Options{Region: cfg.Region, Account: cfg.Account, Logger: log.With("component", "analytics"),
-		FirehoseSource: fh.SourceStream, FirehoseStream: firehose.BackingStream, Metrics: g.reg})
+		FirehoseSource: fh.SourceStream, FirehoseStream: firehose.BackingStream, Metrics: g.reg, Objects: buckets.Get})
 	if err != nil {
 		store.Close()
 		return nil, err

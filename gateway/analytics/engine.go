@@ -88,6 +88,8 @@ type engine struct {
 	hasSliding bool
 	// stages are the windowed table functions (TOP_K_ITEMS_TUMBLING, ...).
 	stages []windowStage
+	// tables are the reference tables, by upper-case name.
+	tables map[string]*refTable
 }
 
 // CodeError is application code that does not compile, with its position
@@ -115,8 +117,11 @@ type sourceDef struct {
 }
 
 // compile builds the engine of an application's code over its sources.
-func compile(code string, sources []sourceDef, now func() int64) (*engine, error) {
-	e := &engine{streams: map[string]*inAppStream{}, now: now}
+func compile(code string, sources []sourceDef, now func() int64, tables ...*refTable) (*engine, error) {
+	e := &engine{streams: map[string]*inAppStream{}, now: now, tables: map[string]*refTable{}}
+	for _, t := range tables {
+		e.tables[strings.ToUpper(t.name)] = t
+	}
 	e.errs = newErrorStream()
 	e.add(e.errs)
 	for _, src := range sources {

@@ -315,3 +315,42 @@ func TestLag(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+// A stream joined to a reference table (hash-indexed on the equality), and
+// a LEFT OUTER JOIN that keeps rows without a match.
+func TestReferenceJoin(t *testing.T) {
+	companies, err := loadTable("companies", &SourceSchema{RecordFormat: &RecordFormat{RecordFormatType: "CSV",
+		MappingParameters: &MappingParameters{CSVMappingParameters: &struct {
+			RecordRowDelimiter    string
+			RecordColumnDelimiter string
+		}{"\n", ","}}}, RecordColumns: []*RecordColumn{{Name: "TICKER", SqlType: "VARCHAR(4)"}, {Name: "COMPANY", SqlType: "VARCHAR(32)"}}},
+		[]byte("AMZN,Amazon\nMSFT,Microsoft\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := compile(`
+		CREATE STREAM inner_join (ticker VARCHAR(4), company VARCHAR(32), price DOUBLE);
+		CREATE PUMP p1 AS INSERT INTO inner_join
+		  SELECT STREAM s.ticker_symbol, c.company, s.price
+		  FROM "SOURCE_SQL_STREAM_001" AS s JOIN "companies" AS c ON s.ticker_symbol = c.ticker;
+		CREATE STREAM outer_join (ticker VARCHAR(4), company VARCHAR(32));
+		CREATE PUMP p2 AS INSERT INTO outer_join
+		  SELECT STREAM ticker_symbol, COALESCE(company, 'unknown')
+		  FROM "SOURCE_SQL_STREAM_001" LEFT OUTER JOIN "companies" ON ticker_symbol = "companies".ticker;`,
+		sourceOf(t, "TICKER_SYMBOL VARCHAR(4)", "PRICE DOUBLE"), func() int64 { return 0 }, companies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := collect(t, e, "INNER_JOIN")
+	outer := collect(t, e, "OUTER_JOIN")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	for i, sym := range []string{"AMZN", "NFLX", "MSFT"} {
+		src.insert(&row{rowtime: int64(i), vals: []any{sym, float64(i)}})
+	}
+	if got := fmt.Sprint(rowsText(*inner)); got != "[[AMZN Amazon 0]@0 [MSFT Microsoft 2]@2]" {
+		t.Fatalf("inner: %s", got)
+	}
+	if got := fmt.Sprint(rowsText(*outer)); got != "[[AMZN Amazon]@0 [NFLX unknown]@1 [MSFT Microsoft]@2]" {
+		t.Fatalf("outer: %s", got)
+	}
+}

@@ -99,16 +99,37 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 			return nil, codeErrorf(sel.From.Pos.Line, sel.From.Pos.Column, "stream %q does not exist", sel.From.Stream)
 		}
 	}
+	var join *joinStage
+	if len(sel.Joins) > 0 {
+		var err error
+		if join, err = e.joinStage(p.name, from, sel.Joins); err != nil {
+			return nil, err
+		}
+		from = join.out
+	}
 	p.from = from
 	p.env = rowEnv{index: map[string]int{"ROWTIME": idxRowtime}, e: e}
-	if from.source {
+	if from.source || (join != nil && join.in.source) {
 		p.env.index["APPROXIMATE_ARRIVAL_TIME"] = idxArrival
 	}
 	for i, c := range from.cols {
-		p.env.index[c.name] = i
+		if _, dup := p.env.index[c.name]; !dup { // a stream's column hides a table's of the same name
+			p.env.index[c.name] = i
+		}
 	}
-	r := &resolver{pump: p, qualifiers: []string{from.name, string(sel.From.Alias)}, windows: sel.Windows,
+	r := &resolver{pump: p, qualifiers: []string{string(sel.From.Stream), string(sel.From.Alias)}, windows: sel.Windows,
 		sliding: map[*sql.WindowSpec]*sliding{}}
+	if join != nil {
+		r.tables = join.qualifiers
+		for _, t := range join.tables {
+			for i, c := range t.table.cols {
+				p.env.index[t.alias+"."+c.name] = t.offset + i
+			}
+		}
+		if err := join.resolve(r, &p.env); err != nil {
+			return nil, err
+		}
+	}
 
 	for _, it := range sel.Items {
 		if it.Star {
@@ -244,7 +265,8 @@ type resolver struct {
 	pump       *pump
 	windows    []*sql.NamedWindow // the query's WINDOW clause
 	sliding    map[*sql.WindowSpec]*sliding
-	qualifiers []string // the stream's name and alias, which may prefix a column
+	qualifiers []string                // the stream's name and alias, which may prefix a column
+	tables     map[string]*joinedTable // reference tables by upper-case name or alias
 	aggs       []*aggregate
 	aggIndex   map[string]int
 }
@@ -256,8 +278,19 @@ func (r *resolver) resolve(x *sql.Expr, aggsAllowed bool) error {
 			return false
 		}
 		p := u.Primary
-		if p.Name != "" && len(u.Suffix) > 0 && u.Suffix[0].Field != "" && r.qualifies(string(p.Name)) {
-			p.Name, u.Suffix = u.Suffix[0].Field, u.Suffix[1:]
+		if p.Name != "" && len(u.Suffix) > 0 && u.Suffix[0].Field != "" {
+			if t := r.tables[strings.ToUpper(string(p.Name))]; t != nil {
+				i, ok := t.table.column(string(u.Suffix[0].Field))
+				if !ok {
+					err = codeErrorf(p.Pos.Line, p.Pos.Column, "column %q not found in table %q", u.Suffix[0].Field, t.table.name)
+					return false
+				}
+				p.Name, u.Suffix = sql.Name(t.alias+"."+t.table.cols[i].name), u.Suffix[1:]
+				return true
+			}
+			if r.qualifies(string(p.Name)) {
+				p.Name, u.Suffix = u.Suffix[0].Field, u.Suffix[1:]
+			}
 		}
 		switch {
 		case p.Name != "":

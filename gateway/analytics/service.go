@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type Service struct {
 	log             *slog.Logger
 	firehoseSource  func(name string) (string, error)
 	firehoseStream  func(name string) string
+	objects         func(ctx context.Context, bucket, key string) ([]byte, error)
 
 	m metrics
 
@@ -44,6 +46,10 @@ type Options struct {
 	// delivery stream goes to (an application output may be one).
 	FirehoseStream func(deliveryStream string) string
 	Metrics        prometheus.Registerer
+	// Objects reads an object of a bucket (reference tables); the gateway
+	// gives Firehose's buckets: a directory per bucket under the data
+	// directory, or an S3-compatible server configured for it.
+	Objects func(ctx context.Context, bucket, key string) ([]byte, error)
 }
 
 type metrics struct {
@@ -56,7 +62,7 @@ const documentKind = "analytics-application"
 // runs those that were running.
 func New(store *streamstore.Store, o Options) (*Service, error) {
 	s := &Service{store: store, region: o.Region, account: o.Account, log: o.Logger, firehoseSource: o.FirehoseSource,
-		firehoseStream: o.FirehoseStream, apps: map[string]*Application{}, runners: map[string]*runner{}}
+		firehoseStream: o.FirehoseStream, objects: o.Objects, apps: map[string]*Application{}, runners: map[string]*runner{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -216,7 +222,11 @@ func (s *Service) validate(a *Application) error {
 			return invalid("Output %s: DestinationSchema.RecordFormatType must be JSON or CSV.", o.Name)
 		}
 	}
-	eng, err := compile(a.ApplicationCode, sourceDefs(a), func() int64 { return time.Now().UnixMilli() })
+	tables, err := s.tables(a, false)
+	if err != nil {
+		return err
+	}
+	eng, err := compile(a.ApplicationCode, sourceDefs(a), func() int64 { return time.Now().UnixMilli() }, tables...)
 	if err != nil {
 		return codeInvalid(err)
 	}
@@ -226,6 +236,35 @@ func (s *Service) validate(a *Application) error {
 		}
 	}
 	return nil
+}
+
+// tables are the application's reference tables: their schemas, and with
+// load their rows, read from the objects they name.
+func (s *Service) tables(a *Application, load bool) ([]*refTable, error) {
+	var tables []*refTable
+	for _, ref := range a.ReferenceDataSources {
+		if ref.TableName == "" || ref.ReferenceSchema == nil || ref.S3ReferenceDataSource == nil {
+			return nil, invalid("A reference data source needs a TableName, an S3ReferenceDataSource and a ReferenceSchema.")
+		}
+		var data []byte
+		if load {
+			src := ref.S3ReferenceDataSource
+			bucket, ok := strings.CutPrefix(src.BucketARN, "arn:aws:s3:::")
+			if !ok || s.objects == nil {
+				return nil, invalid("Reference %s: %s is not a bucket ARN.", ref.ReferenceID, src.BucketARN)
+			}
+			var err error
+			if data, err = s.objects(context.Background(), bucket, src.FileKey); err != nil {
+				return nil, awsapi.Errorf("InvalidApplicationConfigurationException", "Reference table %s: cannot read s3://%s/%s: %v", ref.TableName, bucket, src.FileKey, err)
+			}
+		}
+		t, err := loadTable(ref.TableName, ref.ReferenceSchema, data)
+		if err != nil {
+			return nil, awsapi.Errorf("InvalidApplicationConfigurationException", "%v", err)
+		}
+		tables = append(tables, t)
+	}
+	return tables, nil
 }
 
 // sourceDefs are the in-application streams the inputs feed.
@@ -844,7 +883,11 @@ func (s *Service) stopLocked(a *Application) {
 // startLocked compiles the application and starts its runner; positions
 // (by input id) say where each input starts, nil meaning where it stopped.
 func (s *Service) startLocked(a *Application, positions map[string]string) error {
-	eng, err := compile(a.ApplicationCode, sourceDefs(a), func() int64 { return time.Now().UnixMilli() })
+	tables, err := s.tables(a, true)
+	if err != nil {
+		return err
+	}
+	eng, err := compile(a.ApplicationCode, sourceDefs(a), func() int64 { return time.Now().UnixMilli() }, tables...)
 	if err != nil {
 		return codeInvalid(err)
 	}

@@ -357,6 +357,11 @@ func appendKey(b []byte, v any) []byte {
 		b = append(b, 'i')
 		b = strconv.AppendInt(b, x, 10)
 	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			b = append(b, 'i') // 3.0 joins and groups with 3
+			b = strconv.AppendInt(b, int64(x), 10)
+			break
+		}
 		b = append(b, 'f')
 		b = strconv.AppendFloat(b, x, 'g', -1, 64)
 	case nil:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,6 +63,22 @@ func (b *Buckets) Put(ctx context.Context, bucket, key string, body []byte) erro
 		return b.putS3(ctx, ep, bucket, key, body)
 	}
 	return b.putDir(bucket, key, body)
+}
+
+// Get reads an object (analytics reference tables come from buckets too).
+func (b *Buckets) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	if ep, ok := b.endpoint(bucket); ok {
+		out, err := b.client(ep).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			return nil, err
+		}
+		defer out.Body.Close()
+		return io.ReadAll(out.Body)
+	}
+	if strings.Contains(key, "..") || strings.Contains(bucket, "..") || strings.ContainsAny(bucket, `/\`) {
+		return nil, fmt.Errorf("bucket %q, key %q: not a safe path", bucket, key)
+	}
+	return os.ReadFile(filepath.Join(b.Dir, bucket, filepath.FromSlash(key)))
 }
 
 // putDir writes <Dir>/<bucket>/<key> through a synced temporary file and a

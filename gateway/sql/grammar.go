@@ -19,6 +19,7 @@ type Select struct {
 	Stream  bool           `parser:"'SELECT' @'STREAM'?"`
 	Items   []*SelectItem  `parser:"@@ ( ',' @@ )*"`
 	From    *From          `parser:"'FROM' @@"`
+	Joins   []*Join        `parser:"@@*"`
 	Where   *Expr          `parser:"( 'WHERE' @@ )?"`
 	Stagger *WindowSpec    `parser:"( 'WINDOWED' 'BY' 'STAGGER' @@ )?"`
 	Group   []*Expr        `parser:"( 'GROUP' 'BY' @@ ( ',' @@ )* )?"`
@@ -61,10 +62,20 @@ type SelectItem struct {
 // From is the source: a quoted topic filter (IoT rules) or a stream name.
 type From struct {
 	Pos    lexer.Position
-	Topic  *Str       `parser:"  @String"`
+	Topic  *Str       `parser:"( @String"`
 	Stream Name       `parser:"| @(Ident | QuotedIdent)"`
-	Table  *TableCall `parser:"| 'TABLE' '(' @@ ')'"`
+	Table  *TableCall `parser:"| 'TABLE' '(' @@ ')' )"`
 	Alias  Name       `parser:"( 'AS'? @(Ident | QuotedIdent) )?"`
+}
+
+// Join joins a stream to a reference table: [INNER | LEFT [OUTER]] JOIN
+// "TABLE" [AS] alias ON condition.
+type Join struct {
+	Pos   lexer.Position
+	Left  bool  `parser:"( @'LEFT' 'OUTER'? | 'INNER' )? 'JOIN'"`
+	Table Name  `parser:"@(Ident | QuotedIdent)"`
+	Alias Name  `parser:"( 'AS'? @(Ident | QuotedIdent) )?"`
+	On    *Expr `parser:"'ON' @@"`
 }
 
 // TableCall is a table function over a cursor, as KDA's
