@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"syscall"
@@ -106,5 +108,36 @@ func TestKill9MidWindowAnalyticsExactlyOnce(t *testing.T) {
 	want := waitStable(t, k, "reference")
 	if len(got) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after kill -9: %d rows, without a restart: %d rows\n got %v\nwant %v", len(got), len(want), got, want)
+	}
+}
+
+// `streamgate query` runs ad hoc SQL over a stream's last hour: a
+// filtered GROUP BY without a window (the range is one), as a table and as
+// JSON lines; bad SQL gets its position.
+func TestQueryCommand(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	runCLI(t, p, "", "streams", "create", "--shards", "2", "telemetry")
+	var lines []string
+	for i := range 30 {
+		lines = append(lines, fmt.Sprintf(`{"device":"pump-%d","temp":%d,"site":{"name":"north"}}`, i%3, 10+i))
+	}
+	runCLI(t, p, strings.Join(lines, "\n")+"\n", "put", "telemetry", "--partition-key", "k", "--lines", "-")
+	out := runCLI(t, p, "", "query", `SELECT device, COUNT(*) AS n, MAX(temp) AS hottest FROM telemetry WHERE temp >= 20 GROUP BY device`,
+		"--from", "-1h", "--format", "json")
+	got := strings.Split(strings.TrimSpace(out), "\n")
+	sort.Strings(got)
+	want := []string{`3 rows from 30 records`, `{"DEVICE":"pump-0","HOTTEST":37,"N":6}`, `{"DEVICE":"pump-1","HOTTEST":38,"N":7}`, `{"DEVICE":"pump-2","HOTTEST":39,"N":7}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("query output:\n%s", out)
+	}
+	table := runCLI(t, p, "", "query", `SELECT STREAM device, temp, site_name FROM telemetry WHERE temp > 37`)
+	if !strings.Contains(table, "DEVICE  TEMP  SITE_NAME") || !strings.Contains(table, "pump-2  39    north") {
+		t.Fatalf("table output:\n%s", table)
+	}
+	cmd := exec.Command(serveBin, "query", "SELECT device FROM telemetry WHERE")
+	k := p.adminKey(t)
+	cmd.Env = append(os.Environ(), "STREAMGATE_ENDPOINT=http://"+p.addr, "AWS_ACCESS_KEY_ID="+k.ID, "AWS_SECRET_ACCESS_KEY="+k.Secret)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CodeValidationException") || !strings.Contains(string(out), "line 1, column") {
+		t.Fatalf("bad SQL: %v %s", err, out)
 	}
 }

@@ -19,6 +19,7 @@ Usage:
   streamgate put STREAM --partition-key K [DATA|-]
   streamgate tail STREAM [--from trim-horizon|latest|<RFC 3339 time>]
   streamgate clip STREAM --from T [--to T] [-o out.mp4]      (a video stream's time range as MP4)
+  streamgate query "SELECT ... FROM stream" [--from 1h] [--to T] [--format table|json]
   streamgate bench kinesis [--endpoint URL] [flags]
   streamgate bench video --rtsp URL --clip FILE --cameras N --server-pid PID --metrics URL
   streamgate bench fragments fill|query [flags]
@@ -48,6 +49,8 @@ func main() {
 		err = tailCmd(args)
 	case "clip":
 		err = clipCmd(args)
+	case "query":
+		err = queryCmd(args)
 	case "bench":
 		err = benchCmd(args)
 	case "keys":

@@ -90,6 +90,9 @@ type engine struct {
 	stages []windowStage
 	// tables are the reference tables, by upper-case name.
 	tables map[string]*refTable
+	// bounded is set for an ad hoc query over a range of a stream: a GROUP
+	// BY needs no window (the range is one).
+	bounded bool
 }
 
 // CodeError is application code that does not compile, with its position

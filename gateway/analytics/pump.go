@@ -82,7 +82,7 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 		return nil, codeErrorf(line, col, "pump %q cannot insert into input stream %q", cp.Name, into.name)
 	}
 	p.into = into
-	if !sel.Stream {
+	if !sel.Stream && !e.bounded {
 		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "a pump's query must be SELECT STREAM")
 	}
 	var from *inAppStream
@@ -225,7 +225,7 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 		}
 		return p, nil
 	}
-	if !grouped {
+	if !grouped && (len(r.aggs) == 0 || !e.bounded) {
 		if len(r.aggs) > 0 {
 			return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "an aggregate over a stream needs a window: GROUP BY STEP(ROWTIME BY INTERVAL ...) or OVER (RANGE INTERVAL ... PRECEDING)")
 		}
@@ -247,6 +247,9 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 			continue // every row of a window has the same value
 		}
 		t.keys = append(t.keys, g)
+	}
+	if t.size == 0 && e.bounded {
+		t.size = wholeScan // a bounded query groups over its whole range
 	}
 	if t.size == 0 {
 		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column,

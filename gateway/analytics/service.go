@@ -146,6 +146,7 @@ func (s *Service) Service() *awsapi.Service {
 		"TagResource":                                   s.tag,
 		"UntagResource":                                 s.untag,
 		"ListTagsForResource":                           s.listTags,
+		"ExecuteQuery":                                  s.query, // a streamgate extension: ad hoc queries over history
 	}}
 }
 

@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -29,24 +28,7 @@ func (e *engine) tableFunction(pumpName string, tc *sql.TableCall) (*inAppStream
 	if !ok {
 		return nil, codeErrorf(inner.From.Pos.Line, inner.From.Pos.Column, "stream %q does not exist", inner.From.Stream)
 	}
-	cursor := &inAppStream{name: pumpName + "$CURSOR"}
-	for i, it := range inner.Items {
-		switch {
-		case it.Star:
-			cursor.cols = append(cursor.cols, src.cols...)
-		case it.Alias != "":
-			cursor.cols = append(cursor.cols, column{strings.ToUpper(string(it.Alias)), sqlType{decl: "ANY", kind: kAny}})
-		default:
-			colName := fmt.Sprintf("EXPR$%d", i)
-			if u := it.Expr.Unary(); u != nil && u.Primary.Name != "" && len(u.Suffix) == 0 {
-				if j, ok := src.column(string(u.Primary.Name)); ok {
-					cursor.cols = append(cursor.cols, src.cols[j])
-					continue
-				}
-			}
-			cursor.cols = append(cursor.cols, column{colName, sqlType{decl: "ANY", kind: kAny}})
-		}
-	}
+	cursor := &inAppStream{name: pumpName + "$CURSOR", cols: selectColumns(inner, src)}
 	e.streams[cursor.name] = cursor
 	cp, err := e.compilePump(&sql.CreatePump{Name: sql.Ident(cursor.name), Into: sql.Ident(cursor.name), Select: inner}, inner.Pos.Line, inner.Pos.Column)
 	if err != nil {

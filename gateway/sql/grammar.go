@@ -256,6 +256,7 @@ var (
 	selectParser  = build[Select](baseKeywords)
 	exprParser    = build[Expr](baseKeywords)
 	programParser = build[Program](baseKeywords + analyticsKeywords)
+	queryParser   = build[Select](baseKeywords + analyticsKeywords)
 )
 
 // Str is a 'string' literal's text, unquoted as it is captured (unquoting

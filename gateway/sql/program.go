@@ -64,3 +64,12 @@ func ParseProgram(src string) (*Program, error) {
 	}
 	return p, nil
 }
+
+// ParseQuery parses one SELECT in the analytics dialect (ad hoc queries).
+func ParseQuery(src string) (*Select, error) {
+	q, err := queryParser.ParseString("", strings.TrimRight(strings.TrimSpace(src), ";"))
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	return q, nil
+}
