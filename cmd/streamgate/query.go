@@ -52,6 +52,13 @@ func queryCmd(args []string) error {
 	if err := json.Unmarshal(body, &res); err != nil {
 		return err
 	}
+	defer func() {
+		more := ""
+		if res.Truncated {
+			more = fmt.Sprintf(" (stopped at --limit %d)", *limit)
+		}
+		fmt.Fprintf(os.Stderr, "%d rows from %d records%s\n", len(res.Rows), res.RecordsScanned, more)
+	}()
 	if *format == "json" {
 		enc := json.NewEncoder(os.Stdout)
 		for _, r := range res.Rows {
@@ -82,11 +89,5 @@ func queryCmd(args []string) error {
 		}
 		fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
-	w.Flush()
-	more := ""
-	if res.Truncated {
-		more = fmt.Sprintf(" (stopped at --limit %d)", *limit)
-	}
-	fmt.Fprintf(os.Stderr, "%d rows from %d records%s\n", len(res.Rows), res.RecordsScanned, more)
-	return nil
+	return w.Flush()
 }
