@@ -80,6 +80,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAndEval$$' -fuzztime $(FUZZTIME) ./gateway/sql
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchFast$$' -fuzztime $(FUZZTIME) ./gateway/firehose
 	$(GO) test -run '^$$' -fuzz '^FuzzKVSRequests$$' -fuzztime $(FUZZTIME) ./gateway
+	$(GO) test -run '^$$' -fuzz '^FuzzCompileAndRun$$' -fuzztime $(FUZZTIME) ./gateway/analytics
+	$(GO) test -run '^$$' -fuzz '^FuzzRecordParser$$' -fuzztime $(FUZZTIME) ./gateway/analytics
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONPath$$' -fuzztime $(FUZZTIME) ./gateway/analytics
 
 bench: build
 	./scripts/bench.sh

@@ -181,7 +181,8 @@ func (p *recordParser) scanTopLevel(data []byte) ([]any, bool) {
 }
 
 // scalar reads one JSON value the scanner skipped: strings without
-// escapes, numbers, booleans and null; objects and arrays stay JSON text.
+// escapes, numbers, booleans and null (objects and arrays go to the
+// general decoder).
 func scalar(v []byte) (any, bool) {
 	switch c := v[0]; {
 	case c == '"':
@@ -196,7 +197,7 @@ func scalar(v []byte) (any, bool) {
 	case c == 'n':
 		return nil, true
 	case c == '{' || c == '[':
-		return string(v), true
+		return nil, false // as JSON text, the way the general decoder writes it
 	}
 	if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 		return i, true
@@ -299,13 +300,9 @@ func (p jsonPath) get(v any) any {
 			return sql.Undefined
 		}
 	}
-	if m, ok := v.(map[string]any); ok {
-		b, _ := json.Marshal(m)
-		return string(b)
-	}
-	if a, ok := v.([]any); ok {
-		b, _ := json.Marshal(a)
-		return string(b)
+	switch v.(type) {
+	case map[string]any, []any:
+		return jsonText(v)
 	}
 	return v
 }
@@ -336,4 +333,14 @@ func (p jsonPath) rows(doc any) ([]any, error) {
 		return nil, fmt.Errorf("RecordRowPath selects nothing in the record")
 	}
 	return cur, nil
+}
+
+// jsonText writes a nested value as compact JSON (keys sorted, no HTML
+// escaping): how a column mapped to an object or array sees it.
+func jsonText(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
