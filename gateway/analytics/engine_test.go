@@ -354,3 +354,27 @@ func TestReferenceJoin(t *testing.T) {
 		t.Fatalf("outer: %s", got)
 	}
 }
+
+// SQL's keyword-syntax functions and the time functions.
+func TestFunctions(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM out (h INTEGER, p INTEGER, s1 VARCHAR(8), s2 VARCHAR(8), f VARCHAR(32), ts TIMESTAMP, d BIGINT, c TIMESTAMP, r VARCHAR(16), i VARCHAR(16));
+		CREATE PUMP p AS INSERT INTO out SELECT STREAM
+		  EXTRACT(HOUR FROM event_time), POSITION('-' IN device), SUBSTRING(device FROM 2 FOR 3), SUBSTRING(device, 6),
+		  TIMESTAMP_TO_CHAR('yyyy-MM-dd HH:mm', event_time), CHAR_TO_TIMESTAMP('dd/MM/yyyy HH:mm:ss', '05/11/2026 10:11:12'),
+		  TSDIFF(event_time, CAST('2026-11-05 10:00:00' AS TIMESTAMP)), CEIL(event_time TO HOUR),
+		  REGEX_REPLACE(device, '([a-z]+)-(\d)', '$2:$1'), INITCAP(LOWER('PUMP station'))
+		FROM "SOURCE_SQL_STREAM_001";`,
+		sourceOf(t, "DEVICE VARCHAR(8)", "EVENT_TIME TIMESTAMP"), func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "OUT")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	ts, _ := sql.ParseTimestamp("2026-11-05 13:45:30.250")
+	src.insert(&row{rowtime: 1, vals: []any{"pump-7", ts}})
+	want := "[[13 5 ump 7 2026-11-05 13:45 2026-11-05 10:11:12.000 13530250 2026-11-05 14:00:00.000 7:pump Pump Station]@1]"
+	if got := fmt.Sprint(rowsText(*out)); got != want {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}

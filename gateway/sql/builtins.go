@@ -89,6 +89,14 @@ var builtins = map[string]func([]any) (any, error){
 			return a[0]
 		})
 	},
+	"extract": extract,
+	"position": str2(func(sub, s string) any { // 1-based; 0 when absent
+		i := strings.Index(s, sub)
+		if i < 0 {
+			return int64(0)
+		}
+		return int64(utf8.RuneCountInString(s[:i]) + 1)
+	}),
 	"isundefined": func(a []any) (any, error) { return arity(a, 1, func() any { return IsUndefined(a[0]) }) },
 	"isnull":      func(a []any) (any, error) { return arity(a, 1, func() any { return a[0] == nil }) },
 }

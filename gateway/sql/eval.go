@@ -500,6 +500,8 @@ func (p *Primary) eval(env Env) (any, error) {
 		return Convert(v, p.Cast.Type.Name)
 	case p.Interval != nil:
 		return p.Interval.millis()
+	case p.Special != nil:
+		return p.Special.eval(env)
 	case p.Call != nil:
 		return p.Call.eval(env)
 	case p.Sub != nil:
@@ -709,3 +711,45 @@ func FromJSON(v any) any {
 	}
 	return v
 }
+
+// eval runs a keyword-syntax function as the function of its name.
+func (sp *Special) eval(env Env) (any, error) {
+	var name string
+	var args []any
+	add := func(x interface{ eval(Env) (any, error) }) error {
+		v, err := x.eval(env)
+		args = append(args, v)
+		return err
+	}
+	var err error
+	switch {
+	case sp.From != nil:
+		name = "extract"
+		args = append(args, TimeUnit(strings.ToLower(sp.Extract)))
+		err = add(exprEval{sp.From})
+	case sp.Position != nil:
+		name = "position"
+		if err = add(sp.Position); err == nil {
+			err = add(sp.In)
+		}
+	default:
+		name = "substring"
+		for _, x := range []*Expr{sp.Substring, sp.Start, sp.Length} {
+			if x != nil && err == nil {
+				err = add(exprEval{x})
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v, ok, err := env.Call(name, args); ok || err != nil {
+		return v, err
+	}
+	return builtins[name](args)
+}
+
+// exprEval adapts an Expr to the eval method the other nodes have.
+type exprEval struct{ x *Expr }
+
+func (e exprEval) eval(env Env) (any, error) { return e.x.Eval(env) }

@@ -174,9 +174,25 @@ type Primary struct {
 	Case     *Case     `parser:"| @@"`
 	Cast     *Cast     `parser:"| @@"`
 	Interval *Interval `parser:"| @@"`
+	Special  *Special  `parser:"| @@"`
 	Call     *Call     `parser:"| @@"`
 	Name     Name      `parser:"| @(Ident | QuotedIdent)"`
 	Sub      *Expr     `parser:"| '(' @@ ')'"`
+}
+
+// Special is a function with SQL's keyword syntax (the analytics
+// dialect): EXTRACT(HOUR FROM ts), POSITION('x' IN s), SUBSTRING(s FROM 2
+// FOR 3) (also with commas). It runs as the function of its name with the
+// parts as arguments, EXTRACT's field first, as a TimeUnit.
+type Special struct {
+	Pos       lexer.Position
+	Extract   string   `parser:"  'EXTRACT' '(' @Ident 'FROM'"`
+	From      *Expr    `parser:"    @@ ')'"`
+	Position  *AddExpr `parser:"| 'POSITION' '(' @@ 'IN'"`
+	In        *AddExpr `parser:"    @@ ')'"`
+	Substring *Expr    `parser:"| 'SUBSTRING' '(' @@ ( 'FROM' | ',' )"`
+	Start     *Expr    `parser:"    @@"`
+	Length    *Expr    `parser:"    ( ( 'FOR' | ',' ) @@ )? ')'"`
 }
 
 // Call is a function call. An argument may be * (COUNT(*), IoT's
@@ -231,7 +247,7 @@ type Interval struct {
 // fields called "range" or "into".
 const (
 	baseKeywords      = `SELECT|STREAM|FROM|WHERE|GROUP|BY|HAVING|AS|AND|OR|NOT|IS|NULL|IN|LIKE|BETWEEN|TRUE|FALSE|CASE|WHEN|THEN|ELSE|END|CAST|INTERVAL`
-	analyticsKeywords = `|CREATE|REPLACE|PUMP|INSERT|INTO|TO|OVER|WINDOW|PARTITION|RANGE|ROWS|PRECEDING|WINDOWED|STAGGER|JOIN|LEFT|INNER|OUTER|ON|TABLE|CURSOR`
+	analyticsKeywords = `|CREATE|REPLACE|PUMP|INSERT|INTO|TO|OVER|WINDOW|PARTITION|RANGE|ROWS|PRECEDING|WINDOWED|STAGGER|JOIN|LEFT|INNER|OUTER|ON|TABLE|CURSOR|EXTRACT|POSITION|SUBSTRING|FOR`
 )
 
 func newLexer(keywords string) *lexer.StatefulDefinition {

@@ -155,3 +155,46 @@ func UnitMillis(unit string) (int64, bool) {
 	n, ok := unitMillis[TimeUnit(strings.ToLower(unit))]
 	return n, ok
 }
+
+// extract is EXTRACT(field FROM ts): YEAR, MONTH, DAY, HOUR, MINUTE,
+// SECOND, MILLISECOND, DOW (1 = Sunday), DOY, WEEK or EPOCH (seconds).
+func extract(a []any) (any, error) {
+	if len(a) != 2 {
+		return nil, errors.New("takes a field FROM a timestamp")
+	}
+	unit, _ := a[0].(TimeUnit)
+	ts, ok := a[1].(Timestamp)
+	if !ok {
+		if a[1] == nil {
+			return nil, nil
+		}
+		return Undefined, nil
+	}
+	t := ts.Time()
+	switch unit {
+	case "year":
+		return int64(t.Year()), nil
+	case "month":
+		return int64(t.Month()), nil
+	case "day":
+		return int64(t.Day()), nil
+	case "hour":
+		return int64(t.Hour()), nil
+	case "minute":
+		return int64(t.Minute()), nil
+	case "second":
+		return int64(t.Second()), nil
+	case "millisecond":
+		return int64(t.Nanosecond() / 1e6), nil
+	case "dow":
+		return int64(t.Weekday()) + 1, nil
+	case "doy":
+		return int64(t.YearDay()), nil
+	case "week":
+		_, w := t.ISOWeek()
+		return int64(w), nil
+	case "epoch":
+		return int64(ts) / 1000, nil
+	}
+	return nil, fmt.Errorf("no field %s (YEAR, MONTH, DAY, HOUR, MINUTE, SECOND, MILLISECOND, DOW, DOY, WEEK, EPOCH)", strings.ToUpper(string(unit)))
+}

@@ -77,6 +77,13 @@ func (u *Unary) walk(fn func(*Unary) bool) {
 		p.Call.By.Walk(fn)
 	case p.Sub != nil:
 		p.Sub.Walk(fn)
+	case p.Special != nil:
+		p.Special.From.Walk(fn)
+		p.Special.Position.walk(fn)
+		p.Special.In.walk(fn)
+		p.Special.Substring.Walk(fn)
+		p.Special.Start.Walk(fn)
+		p.Special.Length.Walk(fn)
 	}
 }
 
