@@ -161,9 +161,23 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 		t.Fatalf("after the update: %v", got)
 	}
 
+	// The error stream as an output (added with the CLI): a record that does
+	// not fit the schema lands there, and is counted.
+	run("kinesis", "create-stream", "--stream-name", "errors", "--shard-count", "1")
+	run("kinesisanalytics", "add-application-output", "--application-name", "fleet", "--current-application-version-id", "2",
+		"--application-output", writeJSON(t, filepath.Join(dir, "erroutput.json"), streamOutput("error_stream", "errors", "JSON")))
+	put(`{"device":"pump-7","temp":"very hot","load":1}`)
+	errRows := waitRecords(t, k, "errors", 1)
+	if e := errRows[0].data; !strings.Contains(e, `"ERROR_NAME":"ParseError"`) || !strings.Contains(e, `very hot`) || !strings.Contains(e, `is not a DOUBLE`) {
+		t.Fatalf("error stream row: %s", e)
+	}
+	if m := s.metrics(t); !strings.Contains(m, `streamgate_analytics_error_rows_total{application="fleet"} 1`) {
+		t.Fatalf("error rows not counted:\n%s", m)
+	}
+
 	// Bad SQL is refused with its position.
 	cmd = exec.Command(awsBin, "--endpoint-url", s.endpoint, "kinesisanalytics", "update-application", "--application-name", "fleet",
-		"--current-application-version-id", "2", "--application-update", `ApplicationCodeUpdate=CREATE STREAM x (a INTEGER`)
+		"--current-application-version-id", "3", "--application-update", `ApplicationCodeUpdate=CREATE STREAM x (a INTEGER`)
 	cmd.Env = clientEnv(t, s)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CodeValidationException") || !strings.Contains(string(out), "line 1, column") {
 		t.Fatalf("bad SQL: %v %s", err, out)
@@ -171,7 +185,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 
 	run("kinesisanalytics", "stop-application", "--application-name", "fleet")
 	detail = run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)
-	if detail["ApplicationStatus"] != "READY" || detail["ApplicationVersionId"].(float64) != 2 {
+	if detail["ApplicationStatus"] != "READY" || detail["ApplicationVersionId"].(float64) != 3 {
 		t.Fatalf("after stop: %v", detail)
 	}
 	run("kinesisanalytics", "tag-resource", "--resource-arn", detail["ApplicationARN"].(string), "--tags", "Key=site,Value=plant-7")
