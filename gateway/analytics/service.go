@@ -651,132 +651,99 @@ func (s *Service) update(r *awsapi.Request) (any, error) {
 }
 
 func (s *Service) addInput(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		Input *Input
-	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	if in.Input == nil {
-		return nil, invalid("Input is required.")
-	}
-	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		in.Input.InputID = s.nextID(a)
-		a.Inputs = append(a.Inputs, in.Input)
-		return nil
-	})
+	return addItem(s, r, "Input", func(a *Application) *[]*Input { return &a.Inputs }, func(x *Input, id string) { x.InputID = id })
 }
 
 func (s *Service) addOutput(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		Output *Output
-	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	if in.Output == nil {
-		return nil, invalid("Output is required.")
-	}
-	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		in.Output.OutputID = s.nextID(a)
-		a.Outputs = append(a.Outputs, in.Output)
-		return nil
-	})
+	return addItem(s, r, "Output", func(a *Application) *[]*Output { return &a.Outputs }, func(x *Output, id string) { x.OutputID = id })
 }
 
 func (s *Service) deleteOutput(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		OutputID string `json:"OutputId"`
-	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		for i, o := range a.Outputs {
-			if o.OutputID == in.OutputID {
-				a.Outputs = append(a.Outputs[:i], a.Outputs[i+1:]...)
-				return nil
-			}
-		}
-		return awsapi.Errorf(awsapi.CodeResourceNotFound, "Output %s is not found.", in.OutputID)
-	})
+	return deleteItem(s, r, "OutputId", "Output", func(a *Application) *[]*Output { return &a.Outputs }, func(x *Output) string { return x.OutputID })
 }
 
 func (s *Service) addReference(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		ReferenceDataSource *Reference
-	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	if in.ReferenceDataSource == nil || in.ReferenceDataSource.S3ReferenceDataSource == nil {
-		return nil, invalid("ReferenceDataSource with S3ReferenceDataSource is required.")
-	}
-	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		in.ReferenceDataSource.ReferenceID = s.nextID(a)
-		a.ReferenceDataSources = append(a.ReferenceDataSources, in.ReferenceDataSource)
-		return nil
-	})
+	return addItem(s, r, "ReferenceDataSource", func(a *Application) *[]*Reference { return &a.ReferenceDataSources },
+		func(x *Reference, id string) { x.ReferenceID = id })
 }
 
 func (s *Service) deleteReference(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		ReferenceID string `json:"ReferenceId"`
-	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		for i, ref := range a.ReferenceDataSources {
-			if ref.ReferenceID == in.ReferenceID {
-				a.ReferenceDataSources = append(a.ReferenceDataSources[:i], a.ReferenceDataSources[i+1:]...)
-				return nil
-			}
-		}
-		return awsapi.Errorf(awsapi.CodeResourceNotFound, "Reference data source %s is not found.", in.ReferenceID)
-	})
+	return deleteItem(s, r, "ReferenceId", "Reference data source", func(a *Application) *[]*Reference { return &a.ReferenceDataSources },
+		func(x *Reference) string { return x.ReferenceID })
 }
 
 func (s *Service) addLogging(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		CloudWatchLoggingOption *LogOption
-	}
+	return addItem(s, r, "CloudWatchLoggingOption", func(a *Application) *[]*LogOption { return &a.CloudWatchLoggingOptions },
+		func(x *LogOption, id string) { x.CloudWatchLoggingOptionID = id })
+}
+
+func (s *Service) deleteLogging(r *awsapi.Request) (any, error) {
+	return deleteItem(s, r, "CloudWatchLoggingOptionId", "Logging option", func(a *Application) *[]*LogOption { return &a.CloudWatchLoggingOptions },
+		func(x *LogOption) string { return x.CloudWatchLoggingOptionID })
+}
+
+// addItem is an AddApplication* operation: a versioned request whose field
+// holds an item that gets the next id and joins one of the application's
+// lists (validated with the rest of the application).
+func addItem[T any](s *Service, r *awsapi.Request, field string, list func(*Application) *[]*T, setID func(*T, string)) (any, error) {
+	var in versioned
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	if in.CloudWatchLoggingOption == nil {
-		return nil, invalid("CloudWatchLoggingOption is required.")
+	var item *T
+	if err := decodeField(r, field, &item); err != nil {
+		return nil, err
+	}
+	if item == nil {
+		return nil, invalid("%s is required.", field)
 	}
 	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		in.CloudWatchLoggingOption.CloudWatchLoggingOptionID = s.nextID(a)
-		a.CloudWatchLoggingOptions = append(a.CloudWatchLoggingOptions, in.CloudWatchLoggingOption)
+		setID(item, s.nextID(a))
+		*list(a) = append(*list(a), item)
 		return nil
 	})
 }
 
-func (s *Service) deleteLogging(r *awsapi.Request) (any, error) {
-	var in struct {
-		versioned
-		CloudWatchLoggingOptionID string `json:"CloudWatchLoggingOptionId"`
-	}
+// deleteItem is a DeleteApplication* operation: it takes the item with the
+// id in idField out of a list.
+func deleteItem[T any](s *Service, r *awsapi.Request, idField, what string, list func(*Application) *[]*T, idOf func(*T) string) (any, error) {
+	var in versioned
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
+	var id string
+	if err := decodeField(r, idField, &id); err != nil {
+		return nil, err
+	}
 	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
-		for i, l := range a.CloudWatchLoggingOptions {
-			if l.CloudWatchLoggingOptionID == in.CloudWatchLoggingOptionID {
-				a.CloudWatchLoggingOptions = append(a.CloudWatchLoggingOptions[:i], a.CloudWatchLoggingOptions[i+1:]...)
+		items := list(a)
+		for i, x := range *items {
+			if idOf(x) == id {
+				*items = append((*items)[:i], (*items)[i+1:]...)
 				return nil
 			}
 		}
-		return awsapi.Errorf(awsapi.CodeResourceNotFound, "Logging option %s is not found.", in.CloudWatchLoggingOptionID)
+		return awsapi.Errorf(awsapi.CodeResourceNotFound, "%s %s is not found.", what, id)
 	})
+}
+
+// decodeField decodes one field of the request body into v.
+func decodeField(r *awsapi.Request, field string, v any) error {
+	var body map[string]any
+	if err := r.Decode(&body); err != nil {
+		return err
+	}
+	if body[field] == nil {
+		return nil
+	}
+	b, err := json.Marshal(body[field])
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		return awsapi.Errorf(awsapi.CodeSerialization, "%s: %v", field, err)
+	}
+	return nil
 }
 
 // Lambda preprocessing of inputs is refused (there is no Lambda here); the

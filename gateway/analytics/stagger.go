@@ -28,7 +28,6 @@ type staggerWindow struct {
 	last   *row
 	accs   []accumulator
 	mark   *mark
-	closed bool
 }
 
 func (s *stagger) add(r *row) {

@@ -230,7 +230,6 @@ type tumbling struct {
 	groups map[string]int
 	order  []*group
 	key    []byte
-	args   []any
 }
 
 type group struct {
