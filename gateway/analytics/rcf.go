@@ -18,19 +18,19 @@ type forest struct {
 	size   int     // sample size per tree
 	lambda float64 // time decay: 1/timeDecay
 	seen   int64
-	dims   int
-	rnd    *rand.Rand
 }
 
 // newForest makes a forest; the seed makes a run reproducible (replays
-// after a restart score alike).
+// after a restart score alike). Each tree has its own random source.
+// (Updating trees in parallel was tried: on two vCPUs it was slower, the
+// work being pointer chasing that the siblings' shared cache bounds.)
 func newForest(trees, sampleSize int, timeDecay float64, seed uint64) *forest {
-	f := &forest{size: sampleSize, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	f := &forest{size: sampleSize}
 	if timeDecay > 0 {
 		f.lambda = 1 / timeDecay
 	}
-	for range trees {
-		f.trees = append(f.trees, &rcTree{})
+	for i := range trees {
+		f.trees = append(f.trees, &rcTree{rnd: rand.New(rand.NewPCG(seed, uint64(i)^0x9e3779b97f4a7c15))})
 	}
 	return f
 }
@@ -41,42 +41,45 @@ func newForest(trees, sampleSize int, timeDecay float64, seed uint64) *forest {
 // every tree has a full sample.
 func (f *forest) score(p []float64) (float64, []float64, []float64) {
 	f.seen++
-	if f.dims == 0 {
-		f.dims = len(p)
-	}
 	warm := f.seen > int64(f.size)
-	var total float64
 	high, low := make([]float64, len(p)), make([]float64, len(p))
+	var total float64
 	for _, t := range f.trees {
-		leaf := t.insert(p, f.rnd)
-		if warm {
-			s := t.codisp(leaf, p, high, low)
-			total += s
-		}
-		// Time-decayed reservoir: a point's weight is log(-log u) - λ·t; each
-		// tree keeps the size points of smallest weight.
-		w := math.Log(-math.Log(f.rnd.Float64()+1e-300)) - f.lambda*float64(f.seen)
-		if t.sample.Len() < f.size {
-			heap.Push(&t.sample, sampled{leaf: leaf, weight: w})
-			continue
-		}
-		if w < t.sample.items[0].weight {
-			old := heap.Pop(&t.sample).(sampled)
-			t.remove(old.leaf)
-			heap.Push(&t.sample, sampled{leaf: leaf, weight: w})
-			continue
-		}
-		t.remove(leaf)
+		total += t.update(p, warm, f.size, f.lambda, f.seen, high, low)
 	}
 	if !warm {
 		return 0, high, low
 	}
 	n := float64(len(f.trees))
-	for i := range high {
-		high[i] /= n
-		low[i] /= n
+	for d := range high {
+		high[d] /= n
+		low[d] /= n
 	}
 	return total / n, high, low
+}
+
+// update inserts the point, scores it (when warm), and keeps it in the
+// tree's sample or takes it out again.
+func (t *rcTree) update(p []float64, warm bool, size int, lambda float64, seen int64, high, low []float64) float64 {
+	leaf := t.insert(p, t.rnd)
+	score := 0.0
+	if warm {
+		score = t.codisp(leaf, p, high, low)
+	}
+	// Time-decayed reservoir: a point's weight is log(-log u) - λ·t; each
+	// tree keeps the size points of smallest weight.
+	w := math.Log(-math.Log(t.rnd.Float64()+1e-300)) - lambda*float64(seen)
+	switch {
+	case t.sample.Len() < size:
+		heap.Push(&t.sample, sampled{leaf: leaf, weight: w})
+	case w < t.sample.items[0].weight:
+		old := heap.Pop(&t.sample).(sampled)
+		t.remove(old.leaf)
+		heap.Push(&t.sample, sampled{leaf: leaf, weight: w})
+	default:
+		t.remove(leaf)
+	}
+	return score
 }
 
 // rcNode is a node of a random cut tree: a leaf holds a point (count
@@ -97,6 +100,7 @@ func (n *rcNode) leaf() bool { return n.point != nil }
 type rcTree struct {
 	root   *rcNode
 	sample sampleHeap
+	rnd    *rand.Rand
 }
 
 type sampled struct {
@@ -157,12 +161,13 @@ func (t *rcTree) insert(p []float64, rnd *rand.Rand) *rcNode {
 			} else {
 				parent.left, parent.right = n, leaf
 			}
-			parent.min, parent.max = merged(lo, hi, p)
+			parent.min, parent.max = append([]float64(nil), lo...), append([]float64(nil), hi...)
+			extend(parent.min, parent.max, p)
 			t.replace(n, parent)
 			leaf.parent, n.parent = parent, parent
 			for m := parent.parent; m != nil; m = m.parent {
 				m.mass++
-				m.min, m.max = merged(m.min, m.max, p)
+				extend(m.min, m.max, p)
 			}
 			return leaf
 		}
@@ -189,12 +194,11 @@ func (n *rcNode) bounds() ([]float64, []float64) {
 	return n.min, n.max
 }
 
-func merged(lo, hi, p []float64) ([]float64, []float64) {
-	mn, mx := make([]float64, len(p)), make([]float64, len(p))
+// extend grows a box, in place, to hold p.
+func extend(lo, hi, p []float64) {
 	for d := range p {
-		mn[d], mx[d] = math.Min(lo[d], p[d]), math.Max(hi[d], p[d])
+		lo[d], hi[d] = math.Min(lo[d], p[d]), math.Max(hi[d], p[d])
 	}
-	return mn, mx
 }
 
 // replace puts m where n was under n's parent.
@@ -230,19 +234,17 @@ func (t *rcTree) remove(leaf *rcNode) {
 	sibling.parent = parent.parent
 	for m := sibling.parent; m != nil; m = m.parent {
 		m.mass--
-		m.min, m.max = box(m.left, m.right)
+		m.fitBox()
 	}
 }
 
-// box is the bounding box of two nodes.
-func box(a, b *rcNode) ([]float64, []float64) {
-	alo, ahi := a.bounds()
-	blo, bhi := b.bounds()
-	mn, mx := make([]float64, len(alo)), make([]float64, len(alo))
-	for d := range alo {
-		mn[d], mx[d] = math.Min(alo[d], blo[d]), math.Max(ahi[d], bhi[d])
+// fitBox recomputes, in place, an internal node's box from its children's.
+func (n *rcNode) fitBox() {
+	alo, ahi := n.left.bounds()
+	blo, bhi := n.right.bounds()
+	for d := range n.min {
+		n.min[d], n.max[d] = math.Min(alo[d], blo[d]), math.Max(ahi[d], bhi[d])
 	}
-	return mn, mx
 }
 
 // codisp is the point's collusive displacement: over its ancestors, the
