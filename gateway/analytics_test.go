@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,5 +414,85 @@ CREATE OR REPLACE PUMP "ALERT_PUMP" AS INSERT INTO "ALERTS"
 	})
 	if delivered != "pump-1,Plant North,35.5\npump-9,unknown,41\n" {
 		t.Fatalf("delivered %q", delivered)
+	}
+}
+
+// Functions instead of Lambda: a preprocessing function (an HTTP endpoint
+// speaking the Lambda contract) upper-cases device names and drops test
+// records; an output function receives the rows, and a row it first
+// reports DeliveryFailed comes again with a retry hint.
+func TestAnalyticsFunctions(t *testing.T) {
+	var mu sync.Mutex
+	var delivered []string
+	var hints []int
+	failedOnce := false
+	type rec struct {
+		RecordID string `json:"recordId"`
+		Result   string `json:"result,omitempty"`
+		Data     []byte `json:"data,omitempty"`
+		Delivery *struct {
+			RetryHint int `json:"retryHint"`
+		} `json:"lambdaDeliveryRecordMetadata,omitempty"`
+	}
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			ApplicationArn string `json:"applicationArn"`
+			Records        []rec  `json:"records"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		var out []rec
+		for _, x := range ev.Records {
+			switch r.URL.Path {
+			case "/preprocess":
+				switch {
+				case strings.Contains(string(x.Data), "test"):
+					out = append(out, rec{RecordID: x.RecordID, Result: "Dropped"})
+				default:
+					out = append(out, rec{RecordID: x.RecordID, Result: "Ok", Data: []byte(strings.ToUpper(string(x.Data)))})
+				}
+			case "/deliver":
+				mu.Lock()
+				if !failedOnce {
+					failedOnce = true
+					out = append(out, rec{RecordID: x.RecordID, Result: "DeliveryFailed"})
+				} else {
+					delivered = append(delivered, string(x.Data))
+					hints = append(hints, x.Delivery.RetryHint)
+					out = append(out, rec{RecordID: x.RecordID, Result: "Ok"})
+				}
+				mu.Unlock()
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"records": out})
+	}))
+	defer fn.Close()
+
+	s := startServer(t, nil)
+	k := s.client()
+	if _, err := k.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("raw"), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	input := telemetryInput("raw")
+	input["InputProcessingConfiguration"] = map[string]any{"InputLambdaProcessor": map[string]string{"ResourceARN": fn.URL + "/preprocess", "RoleARN": role}}
+	input["InputSchema"].(map[string]any)["RecordColumns"] = []map[string]string{{"Name": "DEVICE", "Mapping": "$.DEVICE", "SqlType": "VARCHAR(16)"}, {"Name": "TEMP", "Mapping": "$.TEMP", "SqlType": "DOUBLE"}}
+	code := `CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(16), temp DOUBLE);
+CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM device, temp FROM "SOURCE_SQL_STREAM_001";`
+	analyticsCall(t, s, "CreateApplication", map[string]any{"ApplicationName": "fn", "ApplicationCode": code, "Inputs": []any{input},
+		"Outputs": []any{map[string]any{"Name": "DESTINATION_SQL_STREAM", "LambdaOutput": map[string]string{"ResourceARN": fn.URL + "/deliver", "RoleARN": role},
+			"DestinationSchema": map[string]string{"RecordFormatType": "JSON"}}}})
+	analyticsCall(t, s, "StartApplication", map[string]any{"ApplicationName": "fn",
+		"InputConfigurations": []any{map[string]any{"Id": "1.1", "InputStartingPositionConfiguration": map[string]string{"InputStartingPosition": "TRIM_HORIZON"}}}})
+	for _, d := range []string{`{"device":"pump-1","temp":1}`, `{"device":"test-rig","temp":2}`, `{"device":"pump-2","temp":3}`} {
+		if _, err := k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("raw"), PartitionKey: aws.String("k"), Data: []byte(d)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "two rows delivered", func() bool { mu.Lock(); defer mu.Unlock(); return len(delivered) >= 2 })
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Strings(delivered)
+	if fmt.Sprint(delivered) != `[{"DEVICE":"PUMP-1","TEMP":1} {"DEVICE":"PUMP-2","TEMP":3}]` || !slices.Contains(hints, 1) {
+		t.Fatalf("delivered %v with retry hints %v", delivered, hints)
 	}
 }

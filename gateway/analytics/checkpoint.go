@@ -57,9 +57,12 @@ func (r *runner) currentMark() *mark {
 	r.serial++
 	m := &mark{Serial: r.serial, Next: map[string]uint64{}, Rowtime: r.rowtimeBefore, Sent: map[string]int64{}}
 	for _, sr := range r.readers {
-		next := sr.next - uint64(len(sr.buf))
-		if sr == r.cur {
-			next-- // the record being processed is part of the state
+		next := sr.next
+		switch {
+		case sr == r.cur:
+			next = r.curIndex // the record being processed is part of the state
+		case len(sr.buf) > 0:
+			next = sr.buf[0].Seq.Index // (preprocessing may have dropped records)
 		}
 		m.Next[readerKey(sr.input, sr.shard)] = next
 	}

@@ -33,11 +33,25 @@ func (s *Service) discover(r *awsapi.Request) (any, error) {
 	if err := r.Authorize("*"); err != nil {
 		return nil, err
 	}
-	if in.S3Configuration != nil {
-		return nil, invalid("Discovering a schema from an S3 object is not supported; give the ResourceARN of a stream.")
-	}
 	if in.InputProcessingConfiguration != nil {
-		return nil, invalid("InputProcessingConfiguration (a Lambda preprocessor) is not supported by this gateway.")
+		return nil, invalid("DiscoverInputSchema does not run preprocessing functions here; discover on records as the function returns them.")
+	}
+	if c := in.S3Configuration; c != nil {
+		bucket, ok := strings.CutPrefix(c.BucketARN, "arn:aws:s3:::")
+		if !ok || s.objects == nil {
+			return nil, invalid("%s is not a bucket ARN.", c.BucketARN)
+		}
+		data, err := s.objects(r.Context(), bucket, c.FileKey)
+		if err != nil {
+			return nil, awsapi.Errorf(awsapi.CodeResourceNotFound, "s3://%s/%s: %v", bucket, c.FileKey, err)
+		}
+		var raw [][]byte
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) > 0 && len(raw) < discoverSample {
+				raw = append(raw, line)
+			}
+		}
+		return discovered(raw)
 	}
 	var input Input
 	if _, ok := arnName(in.ResourceARN, "deliverystream"); ok {
@@ -74,8 +88,13 @@ func (s *Service) discover(r *awsapi.Request) (any, error) {
 			break
 		}
 	}
+	return discovered(raw)
+}
+
+// discovered is DiscoverInputSchema's answer for sample records.
+func discovered(raw [][]byte) (any, error) {
 	if len(raw) == 0 {
-		return nil, awsapi.Errorf("UnableToDetectSchemaException", "No data was found in the stream to infer a schema from.")
+		return nil, awsapi.Errorf("UnableToDetectSchemaException", "No data was found to infer a schema from.")
 	}
 	schema, parsed, err := inferSchema(raw)
 	if err != nil {

@@ -33,6 +33,8 @@ type inputRun struct {
 	stream  string
 	parser  *recordParser
 	targets []*inAppStream // NamePrefix_001 ... by InputParallelism
+	// preprocessor is the URL of the input's preprocessing function.
+	preprocessor string
 }
 
 // outputRun buffers the records of one application output until the round
@@ -42,8 +44,9 @@ type outputRun struct {
 	stream  string // the store stream records are appended to
 	csv     bool
 	pending []streamstore.Entry
-	sent    int64 // rows emitted since the application was created
-	written int64 // rows of those durable in the destination
+	url     string // a function output (LambdaOutput): its URL
+	sent    int64  // rows emitted since the application was created
+	written int64  // rows of those durable in the destination
 	// sentBefore is sent before the current record was taken in (after
 	// the windows it closes emitted): what a mark taken for it records.
 	sentBefore int64
@@ -55,6 +58,7 @@ type outputRun struct {
 type runner struct {
 	s       *Service
 	app     string
+	arn     string
 	eng     *engine
 	inputs  []*inputRun
 	readers []*shardReader
@@ -63,6 +67,7 @@ type runner struct {
 	// cur is the shard whose record is being processed, rowtimeBefore the
 	// ROWTIME before it: what a window opening now marks.
 	cur           *shardReader
+	curIndex      uint64
 	rowtimeBefore int64
 	serial        int64
 	checkpointed  time.Time
@@ -90,7 +95,7 @@ func (r *runner) run(ctx context.Context) {
 				return
 			}
 			waits = append(waits, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-			if err := r.fill(sr); err != nil {
+			if err := r.fill(ctx, sr); err != nil {
 				r.stopWith(err)
 				return
 			}
@@ -112,7 +117,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 			r.eng.advance(r.rowtime)
 		}
-		if err := r.flush(); err != nil {
+		if err := r.flush(ctx); err != nil {
 			r.s.log.Warn("analytics output failed; retrying", "application", r.app, "err", err)
 			if !sleep(ctx, time.Second) {
 				return
@@ -155,7 +160,7 @@ const checkpointEvery = time.Second
 const readBatch = 2000
 
 // fill reads the next records of a shard when its buffer is empty.
-func (r *runner) fill(sr *shardReader) error {
+func (r *runner) fill(ctx context.Context, sr *shardReader) error {
 	if len(sr.buf) > 0 {
 		return nil
 	}
@@ -166,12 +171,15 @@ func (r *runner) fill(sr *shardReader) error {
 		if err != nil {
 			return err
 		}
-		return r.fill(sr)
+		return r.fill(ctx, sr)
 	}
 	if err != nil {
 		return fmt.Errorf("input stream %s: %w", sr.input.stream, err)
 	}
 	sr.buf, sr.next = res.Records, res.Next
+	if sr.input.preprocessor != "" && len(sr.buf) > 0 {
+		sr.buf = r.preprocess(ctx, sr, sr.buf)
+	}
 	sr.atTip = len(res.Records) < readBatch && res.Behind == 0
 	sr.closed = res.EndOfShard && len(res.Records) == 0
 	return nil
@@ -199,7 +207,7 @@ func (r *runner) process() int {
 		rec := pick.buf[0]
 		pick.buf = pick.buf[1:]
 		n++
-		r.cur, r.rowtimeBefore = pick, r.rowtime
+		r.cur, r.curIndex, r.rowtimeBefore = pick, rec.Seq.Index, r.rowtime
 		r.push(pick, rec)
 		r.cur = nil
 	}
@@ -245,9 +253,19 @@ func shardIndex(id string) int {
 }
 
 // flush writes what the outputs collected.
-func (r *runner) flush() error {
+func (r *runner) flush(ctx context.Context) error {
 	for _, o := range r.outputs {
 		if len(o.pending) == 0 {
+			continue
+		}
+		if o.url != "" {
+			if err := r.deliver(ctx, o); err != nil {
+				return err
+			}
+			o.written += int64(len(o.pending))
+			r.s.m.rows.WithLabelValues(r.app).Add(float64(len(o.pending)))
+			clear(o.pending)
+			o.pending = o.pending[:0]
 			continue
 		}
 		res, err := r.s.store.Append(o.stream, o.pending)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -27,6 +28,7 @@ type Service struct {
 	firehoseSource  func(name string) (string, error)
 	firehoseStream  func(name string) string
 	objects         func(ctx context.Context, bucket, key string) ([]byte, error)
+	http            *http.Client // for functions (preprocessors, Lambda outputs)
 
 	m metrics
 
@@ -50,6 +52,9 @@ type Options struct {
 	// gives Firehose's buckets: a directory per bucket under the data
 	// directory, or an S3-compatible server configured for it.
 	Objects func(ctx context.Context, bucket, key string) ([]byte, error)
+	// HTTPClient calls functions: preprocessors and Lambda outputs, which
+	// are http(s) URLs here.
+	HTTPClient *http.Client
 }
 
 type metrics struct {
@@ -62,9 +67,12 @@ const documentKind = "analytics-application"
 // runs those that were running.
 func New(store *streamstore.Store, o Options) (*Service, error) {
 	s := &Service{store: store, region: o.Region, account: o.Account, log: o.Logger, firehoseSource: o.FirehoseSource,
-		firehoseStream: o.FirehoseStream, objects: o.Objects, apps: map[string]*Application{}, runners: map[string]*runner{}}
+		firehoseStream: o.FirehoseStream, objects: o.Objects, http: o.HTTPClient, apps: map[string]*Application{}, runners: map[string]*runner{}}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.http == nil {
+		s.http = &http.Client{Timeout: 5 * time.Minute}
 	}
 	s.m = metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_analytics_input_records_total",
@@ -193,8 +201,10 @@ func (s *Service) validate(a *Application) error {
 		if (in.KinesisStreamsInput == nil) == (in.KinesisFirehoseInput == nil) {
 			return invalid("An input needs exactly one of KinesisStreamsInput and KinesisFirehoseInput.")
 		}
-		if in.InputProcessingConfiguration != nil {
-			return invalid("InputProcessingConfiguration (a Lambda preprocessor) is not supported by this gateway; transform in the SQL instead.")
+		if p := in.InputProcessingConfiguration; p != nil {
+			if _, err := functionURL(p.InputLambdaProcessor); err != nil {
+				return invalid("InputLambdaProcessor: %v", err)
+			}
 		}
 		if in.NamePrefix == "" || len(in.NamePrefix) > 32 {
 			return invalid("NamePrefix must be 1 to 32 characters.")
@@ -217,7 +227,9 @@ func (s *Service) validate(a *Application) error {
 			return invalid("Output %s needs exactly one of KinesisStreamsOutput, KinesisFirehoseOutput and LambdaOutput.", o.Name)
 		}
 		if o.LambdaOutput != nil {
-			return invalid("LambdaOutput is not supported by this gateway; use a Kinesis stream or Firehose delivery stream output.")
+			if _, err := functionURL(o.LambdaOutput); err != nil {
+				return invalid("Output %s: LambdaOutput: %v", o.Name, err)
+			}
 		}
 		if o.DestinationSchema == nil || (o.DestinationSchema.RecordFormatType != "JSON" && o.DestinationSchema.RecordFormatType != "CSV") {
 			return invalid("Output %s: DestinationSchema.RecordFormatType must be JSON or CSV.", o.Name)
@@ -590,14 +602,9 @@ func (s *Service) update(r *awsapi.Request) (any, error) {
 			a.ApplicationCode = *u.ApplicationCodeUpdate
 		}
 		for _, iu := range u.InputUpdates {
-			var target *Input
-			for _, x := range a.Inputs {
-				if x.InputID == iu.InputID {
-					target = x
-				}
-			}
-			if target == nil {
-				return awsapi.Errorf(awsapi.CodeResourceNotFound, "Input %s is not found.", iu.InputID)
+			target, err := input(a, iu.InputID)
+			if err != nil {
+				return err
 			}
 			if iu.NamePrefixUpdate != "" {
 				target.NamePrefix = iu.NamePrefixUpdate
@@ -746,23 +753,52 @@ func decodeField(r *awsapi.Request, field string, v any) error {
 	return nil
 }
 
-// Lambda preprocessing of inputs is refused (there is no Lambda here); the
-// operations exist so the error is InvalidArgument, not UnknownOperation.
 func (s *Service) addProcessing(r *awsapi.Request) (any, error) {
-	return nil, invalid("InputProcessingConfiguration (a Lambda preprocessor) is not supported by this gateway; transform in the SQL instead.")
-}
-
-func (s *Service) deleteProcessing(r *awsapi.Request) (any, error) {
-	var in versioned
+	var in struct {
+		versioned
+		InputID                      string `json:"InputId"`
+		InputProcessingConfiguration *Processing
+	}
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.app(r, in.ApplicationName); err != nil {
+	if in.InputProcessingConfiguration == nil {
+		return nil, invalid("InputProcessingConfiguration is required.")
+	}
+	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
+		x, err := input(a, in.InputID)
+		if err == nil {
+			x.InputProcessingConfiguration = in.InputProcessingConfiguration
+		}
+		return err
+	})
+}
+
+func (s *Service) deleteProcessing(r *awsapi.Request) (any, error) {
+	var in struct {
+		versioned
+		InputID string `json:"InputId"`
+	}
+	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	return nil, invalid("The application has no InputProcessingConfiguration.")
+	return s.change(r, in.ApplicationName, in.CurrentApplicationVersionId, func(a *Application) error {
+		x, err := input(a, in.InputID)
+		if err == nil {
+			x.InputProcessingConfiguration = nil
+		}
+		return err
+	})
+}
+
+// input finds an application's input by id.
+func input(a *Application, id string) (*Input, error) {
+	for _, x := range a.Inputs {
+		if x.InputID == id {
+			return x, nil
+		}
+	}
+	return nil, awsapi.Errorf(awsapi.CodeResourceNotFound, "Input %s is not found.", id)
 }
 
 func (s *Service) start(r *awsapi.Request) (any, error) {
@@ -859,7 +895,7 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 	if err != nil {
 		return codeInvalid(err)
 	}
-	rn := &runner{s: s, app: a.ApplicationName, eng: eng, done: make(chan struct{})}
+	rn := &runner{s: s, app: a.ApplicationName, arn: a.ARN, eng: eng, done: make(chan struct{})}
 	eng.markFn = rn.currentMark
 	cp, hasCheckpoint := s.loadCheckpoint(a.ApplicationName)
 	for _, in := range a.Inputs {
@@ -869,6 +905,9 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 		}
 		parser, _, _ := newRecordParser(in.InputSchema)
 		ir := &inputRun{in: in, stream: stream, parser: parser}
+		if p := in.InputProcessingConfiguration; p != nil {
+			ir.preprocessor, _ = functionURL(p.InputLambdaProcessor)
+		}
 		for _, name := range inAppNames(in) {
 			st, _ := eng.stream(name)
 			ir.targets = append(ir.targets, st)
@@ -924,8 +963,10 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 				return invalid("Output %s: %s is not a Firehose delivery stream ARN.", o.OutputID, o.KinesisFirehoseOutput.ResourceARN)
 			}
 			or.stream = s.firehoseStream(name)
+		case o.LambdaOutput != nil:
+			or.url, _ = functionURL(o.LambdaOutput)
 		}
-		if _, err := s.store.Stream(or.stream); err != nil {
+		if _, err := s.store.Stream(or.stream); err != nil && or.url == "" {
 			return awsapi.Errorf(awsapi.CodeResourceNotFound, "Output %s: the destination %s does not exist.", o.OutputID, or.stream)
 		}
 		if hasCheckpoint {

@@ -1,17 +1,15 @@
 package firehose
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/streamstore"
 )
 
@@ -73,7 +71,7 @@ func (s *Service) invoke(ctx context.Context, ds *DeliveryStream, p procs, recs 
 			case <-time.After(time.Duration(attempt) * time.Second):
 			}
 		}
-		if err = s.call(ctx, p.lambda, body, &res); err == nil {
+		if err = awsapi.InvokeFunction(ctx, s.http, p.lambda, body, &res); err == nil {
 			break
 		}
 		s.m.failures.WithLabelValues(ds.Name, "lambda").Inc()
@@ -118,26 +116,4 @@ func (s *Service) invoke(ctx context.Context, ds *DeliveryStream, p procs, recs 
 		}
 	}
 	return out
-}
-
-// call posts the invocation and decodes the answer.
-func (s *Service) call(ctx context.Context, url string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := s.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, 6<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %s", res.StatusCode, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, out)
 }
