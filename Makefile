@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCompileAndRun$$' -fuzztime $(FUZZTIME) ./gateway/analytics
 	$(GO) test -run '^$$' -fuzz '^FuzzRecordParser$$' -fuzztime $(FUZZTIME) ./gateway/analytics
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONPath$$' -fuzztime $(FUZZTIME) ./gateway/analytics
+	$(GO) test -run '^$$' -fuzz '^FuzzLogParsers$$' -fuzztime $(FUZZTIME) ./gateway/analytics
 
 bench: build
 	./scripts/bench.sh

@@ -378,3 +378,36 @@ func TestFunctions(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+// The log parsers, read as structured values: (f(...)).COLUMN.
+func TestLogParsers(t *testing.T) {
+	e, err := compile(`
+		CREATE STREAM out (host VARCHAR(32), at TIMESTAMP, request VARCHAR(64), status INTEGER, bytes BIGINT,
+		  agent VARCHAR(32), k VARCHAR(8), v INTEGER, sys TIMESTAMP, code VARCHAR(4), qty INTEGER, csv2 VARCHAR(16));
+		CREATE PUMP p AS INSERT INTO out SELECT STREAM
+		  W3C_LOG_PARSE(line, 'COMMON').COLUMN1, (W3C_LOG_PARSE(line, 'COMMON')).column4,
+		  W3C_LOG_PARSE(line, 'COMMON').COLUMN5, W3C_LOG_PARSE(line, 'COMMON').COLUMN6, W3C_LOG_PARSE(line, 'COMMON').COLUMN7,
+		  W3C_LOG_PARSE(agentline, '%[User-agent]i').COLUMN1,
+		  REGEX_LOG_PARSE(kv, '(\w+)=(\d+)', 'KEY TYPE VARCHAR(8), VAL TYPE INTEGER').KEY,
+		  REGEX_LOG_PARSE(kv, '(\w+)=(\d+)', 'KEY TYPE VARCHAR(8), VAL TYPE INTEGER').val,
+		  SYS_LOG_PARSE(sysline).COLUMN1,
+		  FIXED_COLUMN_LOG_PARSE(fixed, 'CODE TYPE VARCHAR(4) START 0 FOR 4, QTY TYPE INTEGER START 4 FOR 3').CODE,
+		  FIXED_COLUMN_LOG_PARSE(fixed, 'CODE TYPE VARCHAR(4) START 0 FOR 4, QTY TYPE INTEGER START 4 FOR 3').QTY,
+		  VARIABLE_COLUMN_LOG_PARSE(csvline, 3, ',', '\', '"').COLUMN2
+		FROM "SOURCE_SQL_STREAM_001";`,
+		sourceOf(t, "LINE VARCHAR(256)", "AGENTLINE VARCHAR(64)", "KV VARCHAR(32)", "SYSLINE VARCHAR(64)", "FIXED VARCHAR(16)", "CSVLINE VARCHAR(64)"),
+		func() int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(t, e, "OUT")
+	src, _ := e.stream("SOURCE_SQL_STREAM_001")
+	ts, _ := sql.ParseTimestamp("2026-11-26 00:00:00")
+	src.insert(&row{rowtime: int64(ts), vals: []any{
+		`127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326`,
+		`Mozilla/5.0 (X11)`, `temp=42`, `Nov  5 14:02:03 pi4 sshd[123]: Accepted`, `AB12007xyz`, `a,"b,c",d`}})
+	want := "[[127.0.0.1 2000-10-10 20:55:36.000 GET /apache_pb.gif HTTP/1.0 200 2326 Mozilla/5.0 (X11) temp 42 2026-11-05 14:02:03.000 AB12 7 b,c]"
+	if got := fmt.Sprint(rowsText(*out)); !strings.HasPrefix(got, want) {
+		t.Fatalf("rows\n got %s\nwant %s", got, want)
+	}
+}

@@ -87,3 +87,18 @@ func FuzzJSONPath(f *testing.F) {
 		p.rows(doc)
 	})
 }
+
+// Any column list or log format parses or fails, and parsing a line with
+// it never panics.
+func FuzzLogParsers(f *testing.F) {
+	f.Add("CODE TYPE VARCHAR(4) START 0 FOR 4, QTY TYPE DECIMAL(8, 2) START 4", `%h %l %u %t "%r" %>s %b`, "AB12 007 x")
+	f.Add("T TYPE TIMESTAMP 'dd/MMM/yyyy' START 0", "COMMON WITH VHOST", `h 1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 -`)
+	f.Fuzz(func(t *testing.T, cols, format, line string) {
+		parseColumns(cols, true)
+		fixedColumnLogParse(&rowEnv{}, []any{line, cols})
+		variableColumnLogParse(&rowEnv{}, []any{line, cols, ",", `\`, `"`})
+		regexLogParse(&rowEnv{}, []any{line, format, cols})
+		w3cLogParse(&rowEnv{}, []any{line, format})
+		sysLogParse(&rowEnv{}, []any{line})
+	})
+}

@@ -454,13 +454,23 @@ func (u *Unary) eval(env Env) (any, error) {
 }
 
 func field(v any, name string) any {
-	if m, ok := v.(map[string]any); ok {
+	switch m := v.(type) {
+	case map[string]any:
 		if f, ok := m[name]; ok {
+			return f
+		}
+	case Row:
+		if f, ok := m[strings.ToUpper(name)]; ok {
 			return f
 		}
 	}
 	return Undefined
 }
+
+// Row is a structured value of the analytics dialect (a log parser's
+// result): its fields have upper-case names, and SQL names them in any
+// case, as it does columns.
+type Row map[string]any
 
 func index(v, idx any) any {
 	switch x := v.(type) {
