@@ -132,9 +132,14 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 		t.Fatalf("describe: %v", detail)
 	}
 
+	// Statuses move as on AWS: STARTING, then RUNNING; STOPPING, then READY.
+	status := func() string {
+		return run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)["ApplicationStatus"].(string)
+	}
 	run("kinesisanalytics", "start-application", "--application-name", "fleet",
 		"--input-configurations", "Id=1.1,InputStartingPositionConfiguration={InputStartingPosition=TRIM_HORIZON}")
-	if st := run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)["ApplicationStatus"]; st != "RUNNING" {
+	waitFor(t, 10*time.Second, "RUNNING", func() bool { st := status(); return st == "RUNNING" || st != "STARTING" })
+	if st := status(); st != "RUNNING" {
 		t.Fatalf("status after start: %v", st)
 	}
 	put(`{"device":"pump-3","temp":31.25,"load":1}`, `{"device":"pump-4","temp":12,"load":1}`)
@@ -188,6 +193,7 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 	}
 
 	run("kinesisanalytics", "stop-application", "--application-name", "fleet")
+	waitFor(t, 10*time.Second, "READY", func() bool { return status() == "READY" })
 	detail = run("kinesisanalytics", "describe-application", "--application-name", "fleet")["ApplicationDetail"].(map[string]any)
 	if detail["ApplicationStatus"] != "READY" || detail["ApplicationVersionId"].(float64) != 3 {
 		t.Fatalf("after stop: %v", detail)

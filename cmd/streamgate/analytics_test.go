@@ -68,11 +68,18 @@ func waitStable(t *testing.T, k *kinesis.Client, stream string) []string {
 	return nil
 }
 
-// An application killed with -9 in the middle of its windows and restarted
-// emits exactly what an application that ran without a restart emits over
-// the same records: no window lost, none twice. Its 3-second window makes
-// the restart replay 1-second windows that were emitted already.
-func TestKill9MidWindowAnalyticsExactlyOnce(t *testing.T) {
+// An application whose gateway is stopped (SIGTERM) or killed (-9) in the
+// middle of its windows and restarted emits exactly what an application
+// that ran without a restart emits over the same records: no window lost,
+// none twice. Its 3-second window makes the restart replay 1-second
+// windows that were emitted already.
+func TestRestartMidWindowAnalyticsExactlyOnce(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) { restartMidWindow(t, sig) })
+	}
+}
+
+func restartMidWindow(t *testing.T, sig syscall.Signal) {
 	dir := t.TempDir()
 	p := startServe(t, dir)
 	k := p.client()
@@ -97,7 +104,7 @@ func TestKill9MidWindowAnalyticsExactlyOnce(t *testing.T) {
 		}
 	}
 	put(k, 2500*time.Millisecond)
-	p.cmd.Process.Signal(syscall.SIGKILL) // windows are open
+	p.cmd.Process.Signal(sig) // windows are open
 	p.cmd.Wait()
 	p = startServe(t, dir)
 	k = p.client()
@@ -107,7 +114,7 @@ func TestKill9MidWindowAnalyticsExactlyOnce(t *testing.T) {
 	createWindowApp(t, p, "reference", "reference", "TRIM_HORIZON")
 	want := waitStable(t, k, "reference")
 	if len(got) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("after kill -9: %d rows, without a restart: %d rows\n got %v\nwant %v", len(got), len(want), got, want)
+		t.Fatalf("after %v: %d rows, without a restart: %d rows\n got %v\nwant %v", sig, len(got), len(want), got, want)
 	}
 }
 

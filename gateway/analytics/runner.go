@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/streamgate/streamgate/streamstore"
@@ -74,8 +75,19 @@ type runner struct {
 	marks         []*mark // periodic marks, oldest first (sliding windows)
 	lastMark      time.Time
 	cancel        context.CancelFunc
+	started       chan struct{} // closed once the inputs were read
+	startOnce     sync.Once
 	done          chan struct{}
 	err           error
+}
+
+func (r *runner) hasStarted() bool {
+	select {
+	case <-r.started:
+		return true
+	default:
+		return false
+	}
 }
 
 // run is the application's loop.
@@ -101,6 +113,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 			allAtTip = allAtTip && sr.atTip
 		}
+		r.startOnce.Do(func() { close(r.started) })
 		errs := r.eng.errorCount
 		n := r.process()
 		if n > 0 {
@@ -318,7 +331,10 @@ func (r *runner) reading(in *inputRun, shard string) bool {
 	return false
 }
 
+// stopWith ends the application on an error it cannot get past (an input
+// stream deleted): it goes back to READY, as a stopped one.
 func (r *runner) stopWith(err error) {
 	r.err = err
 	r.s.log.Error("analytics application stopped", "application", r.app, "err", err)
+	go r.s.ended(r)
 }

@@ -32,9 +32,10 @@ type Service struct {
 
 	m metrics
 
-	mu      sync.Mutex
-	apps    map[string]*Application
-	runners map[string]*runner
+	mu       sync.Mutex
+	stopping sync.WaitGroup // StopApplication's background stops
+	apps     map[string]*Application
+	runners  map[string]*runner
 }
 
 // Options configure the service.
@@ -108,7 +109,7 @@ func (s *Service) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.apps {
-		if a.Status != "RUNNING" {
+		if a.Status != "RUNNING" && a.Status != "STARTING" {
 			continue
 		}
 		if err := s.startLocked(a, nil); err != nil {
@@ -129,6 +130,7 @@ func (s *Service) Close() {
 		r.cancel()
 		<-r.done
 	}
+	s.stopping.Wait()
 }
 
 // Service returns the API (AWS JSON 1.1, KinesisAnalytics_20150814).
@@ -368,6 +370,7 @@ func (s *Service) app(r *awsapi.Request, name string) (*Application, error) {
 	if !ok {
 		return nil, notFound(name)
 	}
+	s.refreshStatus(a)
 	return a, nil
 }
 
@@ -468,6 +471,7 @@ func (s *Service) list(r *awsapi.Request) (any, error) {
 	}
 	out := []any{}
 	for _, n := range names {
+		s.refreshStatus(s.apps[n])
 		out = append(out, summary(s.apps[n]))
 	}
 	return map[string]any{"ApplicationSummaries": out, "HasMoreApplications": more}, nil
@@ -512,6 +516,9 @@ func (s *Service) change(r *awsapi.Request, name string, version int64, fn func(
 	if err != nil {
 		return nil, err
 	}
+	if a.Status == "STOPPING" {
+		return nil, awsapi.Errorf(awsapi.CodeResourceInUse, "Application %s is STOPPING.", a.ApplicationName)
+	}
 	if version != a.Version {
 		return nil, awsapi.Errorf("ConcurrentModificationException",
 			"Current application version %d does not match the application's version %d.", version, a.Version)
@@ -531,7 +538,7 @@ func (s *Service) change(r *awsapi.Request, name string, version int64, fn func(
 	running := s.runners[name] != nil
 	if running {
 		s.stopLocked(a)
-		next.Status = "RUNNING"
+		next.Status = "STARTING"
 	}
 	if err := s.save(next); err != nil {
 		return nil, err
@@ -849,7 +856,7 @@ func (s *Service) start(r *awsapi.Request) (any, error) {
 	if err := s.startLocked(a, positions); err != nil {
 		return nil, err
 	}
-	a.Status = "RUNNING"
+	a.Status = "STARTING" // RUNNING once the runner has read its inputs
 	if err := s.save(a); err != nil {
 		return nil, err
 	}
@@ -867,12 +874,62 @@ func (s *Service) stop(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.stopLocked(a)
-	a.Status = "READY"
+	if a.Status != "RUNNING" && a.Status != "STARTING" {
+		return nil, awsapi.Errorf(awsapi.CodeResourceInUse, "Application %s is %s, not RUNNING.", a.ApplicationName, a.Status)
+	}
+	// STOPPING while the runner finishes its round, writes its outputs and
+	// checkpoints; READY after.
+	rn := s.runners[a.ApplicationName]
+	delete(s.runners, a.ApplicationName)
+	a.Status = "STOPPING"
 	if err := s.save(a); err != nil {
 		return nil, err
 	}
+	s.stopping.Add(1)
+	go func() {
+		defer s.stopping.Done()
+		if rn != nil {
+			rn.cancel()
+			<-rn.done
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur := s.apps[a.ApplicationName]; cur != nil && cur.Status == "STOPPING" {
+			cur.Status = "READY"
+			if err := s.save(cur); err != nil {
+				s.log.Warn("analytics application state not saved", "application", cur.ApplicationName, "err", err)
+			}
+		}
+	}()
 	return map[string]any{}, nil
+}
+
+// ended takes a runner that stopped by itself out of the running.
+func (s *Service) ended(rn *runner) {
+	<-rn.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runners[rn.app] != rn {
+		return // stopped or replaced meanwhile
+	}
+	delete(s.runners, rn.app)
+	if a := s.apps[rn.app]; a != nil {
+		a.Status = "READY"
+		if err := s.save(a); err != nil {
+			s.log.Warn("analytics application state not saved", "application", a.ApplicationName, "err", err)
+		}
+	}
+}
+
+// refreshStatus turns STARTING into RUNNING once the runner has read its
+// inputs (the runner never takes the service's lock).
+func (s *Service) refreshStatus(a *Application) {
+	if rn := s.runners[a.ApplicationName]; a.Status == "STARTING" && rn != nil && rn.hasStarted() {
+		a.Status = "RUNNING"
+		if err := s.save(a); err != nil {
+			s.log.Warn("analytics application state not saved", "application", a.ApplicationName, "err", err)
+		}
+	}
 }
 
 // stopLocked stops an application's runner, which checkpoints on its way out.
@@ -895,7 +952,7 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 	if err != nil {
 		return codeInvalid(err)
 	}
-	rn := &runner{s: s, app: a.ApplicationName, arn: a.ARN, eng: eng, done: make(chan struct{})}
+	rn := &runner{s: s, app: a.ApplicationName, arn: a.ARN, eng: eng, done: make(chan struct{}), started: make(chan struct{})}
 	eng.markFn = rn.currentMark
 	cp, hasCheckpoint := s.loadCheckpoint(a.ApplicationName)
 	for _, in := range a.Inputs {
