@@ -109,6 +109,7 @@ func restartMidWindow(t *testing.T, sig syscall.Signal) {
 	p = startServe(t, dir)
 	k = p.client()
 	put(k, 2500*time.Millisecond)
+	time.Sleep(3500 * time.Millisecond) // the last 3-second window closes by the clock
 	got := waitStable(t, k, "out")
 
 	createWindowApp(t, p, "reference", "reference", "TRIM_HORIZON")
