@@ -502,3 +502,45 @@ CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM
 		t.Fatalf("delivered %v with retry hints %v", delivered, hints)
 	}
 }
+
+// InputParallelism 2 makes two in-application streams, each fed by half the
+// shards; a pump per stream brings every record to the output.
+func TestAnalyticsInputParallelism(t *testing.T) {
+	s := startServer(t, nil)
+	k := s.client()
+	for name, n := range map[string]int32{"wide": 2, "merged": 1} {
+		if _, err := k.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	input := telemetryInput("wide")
+	input["InputParallelism"] = map[string]int{"Count": 2}
+	code := `CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(16), lane INTEGER);
+CREATE OR REPLACE PUMP "P1" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM device, 1 FROM "SOURCE_SQL_STREAM_001";
+CREATE OR REPLACE PUMP "P2" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM device, 2 FROM "SOURCE_SQL_STREAM_002";`
+	analyticsCall(t, s, "CreateApplication", map[string]any{"ApplicationName": "wide", "ApplicationCode": code, "Inputs": []any{input},
+		"Outputs": []any{streamOutput("DESTINATION_SQL_STREAM", "merged", "JSON")}})
+	d := analyticsCall(t, s, "DescribeApplication", map[string]any{"ApplicationName": "wide"})
+	names := d["ApplicationDetail"].(map[string]any)["InputDescriptions"].([]any)[0].(map[string]any)["InAppStreamNames"]
+	if fmt.Sprint(names) != "[SOURCE_SQL_STREAM_001 SOURCE_SQL_STREAM_002]" {
+		t.Fatalf("in-application streams %v", names)
+	}
+	analyticsCall(t, s, "StartApplication", map[string]any{"ApplicationName": "wide",
+		"InputConfigurations": []any{map[string]any{"Id": "1.1", "InputStartingPositionConfiguration": map[string]string{"InputStartingPosition": "TRIM_HORIZON"}}}})
+	for i := range 20 {
+		if _, err := k.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("wide"), PartitionKey: aws.String(fmt.Sprint(i)),
+			Data: fmt.Appendf(nil, `{"device":"d%02d","temp":1}`, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitRecords(t, k, "merged", 20)
+	lanes := map[string]int{}
+	for _, r := range got {
+		var row struct{ LANE int }
+		json.Unmarshal([]byte(r.data), &row)
+		lanes[fmt.Sprint(row.LANE)]++
+	}
+	if len(got) != 20 || lanes["1"] == 0 || lanes["2"] == 0 {
+		t.Fatalf("%d rows, by in-application stream %v", len(got), lanes)
+	}
+}
