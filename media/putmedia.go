@@ -81,14 +81,24 @@ type putTrack struct {
 	medi  *description.Media
 	forma format.Format
 	h264  bool
-	enc   interface{ encode([][]byte) ([]*rtp.Packet, error) }
+	enc   interface {
+		encode([][]byte) ([]*rtp.Packet, error)
+	}
 }
 
-type h264Enc struct{ e interface{ Encode([][]byte) ([]*rtp.Packet, error) } }
+type h264Enc struct {
+	e interface {
+		Encode([][]byte) ([]*rtp.Packet, error)
+	}
+}
 
 func (h h264Enc) encode(au [][]byte) ([]*rtp.Packet, error) { return h.e.Encode(au) }
 
-type opusEnc struct{ e interface{ Encode([]byte) (*rtp.Packet, error) } }
+type opusEnc struct {
+	e interface {
+		Encode([]byte) (*rtp.Packet, error)
+	}
+}
 
 func (o opusEnc) encode(au [][]byte) ([]*rtp.Packet, error) {
 	pkt, err := o.e.Encode(au[0])
