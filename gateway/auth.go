@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -106,6 +107,28 @@ func (a *authenticator) authenticate(r *http.Request, body []byte, service strin
 		return nil, awsapi.Errorf(awsapi.CodeLimitExceeded, "Rate exceeded for access key %s (%g requests per second).", key.ID, key.RequestsPerSecond)
 	}
 	return principal{key: key, account: a.account}, nil
+}
+
+// authenticateStreaming is authenticate for a request whose body is a
+// stream (PutMedia): the signature covers the headers, and a chunk-signed
+// body is verified as it is read.
+func (a *authenticator) authenticateStreaming(r *http.Request, service string) (awsapi.Principal, io.Reader, error) {
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	key, body, err := a.verifier.VerifyStreaming(r, service)
+	if err != nil {
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			a.failed(ip, "sigv4-streaming", accessKeyOf(r), ae.Code)
+			return nil, nil, &awsapi.Error{Code: ae.Code, Message: ae.Message, Status: ae.Status}
+		}
+		a.failed(ip, "sigv4-streaming", accessKeyOf(r), "error")
+		return nil, nil, err
+	}
+	a.succeeded(ip)
+	if !a.allow(key, time.Now()) {
+		return nil, nil, awsapi.Errorf(awsapi.CodeLimitExceeded, "Rate exceeded for access key %s (%g requests per second).", key.ID, key.RequestsPerSecond)
+	}
+	return principal{key: key, account: a.account}, body, nil
 }
 
 // failed records an authentication failure from ip, logs it (never the

@@ -222,6 +222,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	mux.Handle("/hls/v1/", video.HLSHandler()) // the signed session URL is the credential
 	mux.Handle("/dash/v1/", video.DASHHandler())
+	if g.media != nil {
+		var streaming kvs.StreamingAuth
+		if authn != nil {
+			streaming = authn.authenticateStreaming
+		}
+		mux.Handle("/putMedia", video.PutMediaHandler(streaming, g.media.PutMedia, log.With("component", "putmedia")))
+	}
 	if g.media != nil && cfg.WebRTCAddr != "" {
 		h := g.media.WebRTCHandler() // bearer tokens, checked by the media server's authenticator
 		mux.Handle("/whip/", h)

@@ -421,7 +421,17 @@ func (m *Mux) writeError(req *Request, err error) string {
 // WriteError writes an AWS error for requests that never reach a service
 // (authentication, routing).
 func WriteError(w http.ResponseWriter, r *http.Request, err *Error) {
-	req := &Request{RequestID: newRequestID(), W: w, R: r}
+	writeError(w, r, err, false)
+}
+
+// WriteRESTError is WriteError for REST-JSON services (Kinesis Video's
+// streaming operations, which are served outside the mux).
+func WriteRESTError(w http.ResponseWriter, r *http.Request, err *Error) {
+	writeError(w, r, err, true)
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, err *Error, rest bool) {
+	req := &Request{RequestID: newRequestID(), W: w, R: r, REST: rest}
 	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
 	req.CBOR = strings.TrimSpace(ct) == ContentCBOR
 	w.Header().Set("x-amzn-RequestId", req.RequestID)
