@@ -76,6 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMKVFromFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzTSFromFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzWebRTCOfferAndFragment$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzMKVReader$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzAckConnFraming$$' -fuzztime $(FUZZTIME) ./mqtt
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAndEval$$' -fuzztime $(FUZZTIME) ./gateway/sql
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchFast$$' -fuzztime $(FUZZTIME) ./gateway/firehose

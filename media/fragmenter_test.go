@@ -301,3 +301,24 @@ func TestClipPlannedFromHeads(t *testing.T) {
 		t.Fatalf("clips differ: %d and %d bytes", a.Len(), b.Len())
 	}
 }
+
+// Any bytes as a PutMedia body: the Matroska reader ends with an error or
+// io.EOF, never a panic or an endless loop; avcC records parse or fail.
+func FuzzMKVReader(f *testing.F) {
+	f.Add([]byte("\x1a\x45\xdf\xa3\x84\x42\x86\x81\x01\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff\x1f\x43\xb6\x75\x01\xff\xff\xff\xff\xff\xff\xff\xe7\x81\x00\xa3\x85\x81\x00\x00\x80\x00"))
+	f.Add([]byte("\x16\x54\xae\x6b\x8c\xae\x8a\xd7\x81\x01\x86\x85V_VP8"))
+	f.Add([]byte{1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4, 0x67, 1, 2, 3, 1, 0, 2, 0x68, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newMKVReader(bytes.NewReader(data))
+		for range 10000 {
+			ev, err := r.next()
+			if err != nil {
+				break
+			}
+			if ev.Tracks != nil {
+				putMediaTracks(ev.Tracks)
+			}
+		}
+		parseAVCC(data)
+	})
+}
