@@ -227,7 +227,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		if authn != nil {
 			streaming = authn.authenticateStreaming
 		}
-		mux.Handle("/putMedia", video.PutMediaHandler(streaming, g.media.PutMedia, log.With("component", "putmedia")))
+		mux.Handle("/putMedia", video.PutMediaHandler(streaming, g.media.PutMedia, g.media.Busy, log.With("component", "putmedia")))
 	}
 	if g.media != nil && cfg.WebRTCAddr != "" {
 		h := g.media.WebRTCHandler() // bearer tokens, checked by the media server's authenticator

@@ -19,7 +19,7 @@ import (
 // back to the producer as a line of JSON while it streams.
 type PutMediaAck struct {
 	EventType        string // BUFFERING, RECEIVED, PERSISTED, ERROR
-	FragmentTimecode int64  `json:",omitempty"` // the producer's cluster timecode, ms
+	FragmentTimecode int64  // the producer's cluster timecode, ms
 	FragmentNumber   string `json:",omitempty"`
 	ErrorID          int    `json:"ErrorId,omitempty"`
 	ErrorCode        string `json:",omitempty"`
@@ -59,11 +59,19 @@ func (e *ackError) Error() string { return e.code }
 // which it also acknowledges.
 func (s *Server) PutMedia(ctx context.Context, stream string, body io.Reader, o PutMediaOptions, ack func(PutMediaAck)) error {
 	var mu sync.Mutex
+	done := false
 	send := func(a PutMediaAck) {
 		mu.Lock()
 		defer mu.Unlock()
-		ack(a)
+		if !done { // no ack once the caller's response is over
+			ack(a)
+		}
 	}
+	defer func() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+	}()
 	err := s.putMedia(ctx, stream, body, o, send)
 	var ae *ackError
 	switch {
@@ -72,6 +80,10 @@ func (s *Server) PutMedia(ctx context.Context, stream string, body io.Reader, o 
 		send(PutMediaAck{EventType: "ERROR", ErrorID: ae.id, ErrorCode: ae.code})
 	case errors.Is(err, errBadMKV) || errors.Is(err, io.ErrUnexpectedEOF):
 		send(PutMediaAck{EventType: "ERROR", ErrorID: errAckInvalidMKV.id, ErrorCode: errAckInvalidMKV.code})
+	case ctx.Err() == nil:
+		// The body could not be read: the connection broke, or a chunk's
+		// signature did not verify.
+		send(PutMediaAck{EventType: "ERROR", ErrorID: 4000, ErrorCode: "STREAM_READ_ERROR"})
 	}
 	return err
 }
@@ -135,7 +147,6 @@ func (s *Server) putMedia(ctx context.Context, stream string, body io.Reader, o 
 	}
 	l := p.live
 	sub := l.subscribe()
-	defer sub.Close()
 
 	// PERSISTED acks: a cluster is durable once a stored fragment reaches
 	// past its start (clusters begin at keyframes, which is where fragments
@@ -164,7 +175,11 @@ func (s *Server) putMedia(ctx context.Context, stream string, body io.Reader, o 
 			s.endPublisher(l, p) // stores the last fragment
 		}
 	}
-	defer end()
+	defer func() {
+		end()
+		sub.Close()
+		<-persisted // its acks go out before the caller's response ends
+	}()
 
 	var first int64 = -1
 	var lastCluster int64 = -1

@@ -218,6 +218,10 @@ func (s *Server) IsLive(stream string) bool {
 	return s.lives[stream] != nil
 }
 
+// Busy reports whether a new publisher of the stream would be refused: it
+// has one, and the configuration does not let a new one take over.
+func (s *Server) Busy(stream string) bool { return !s.cfg.TakeOver && s.IsLive(stream) }
+
 // LowLatencyHLS returns the handler of a live stream's Low-Latency HLS
 // muxer (its playlists, parts and segments by file name), starting the
 // muxer if it is not running, or nil.

@@ -22,10 +22,15 @@ type StreamingAuth func(r *http.Request, service string) (awsapi.Principal, io.R
 // Ingest takes a PutMedia body into a stream (the media server's PutMedia).
 type Ingest func(ctx context.Context, stream string, body io.Reader, o media.PutMediaOptions, ack func(media.PutMediaAck)) error
 
+// ackWriteTimeout bounds the write of one acknowledgement.
+const ackWriteTimeout = 10 * time.Second
+
 // PutMediaHandler serves Kinesis Video's PutMedia (POST /putMedia): a
 // producer streams Matroska as long as it likes and reads acknowledgements,
 // one JSON object per line, on the same connection while it sends.
-func (a *API) PutMediaHandler(authn StreamingAuth, ingest Ingest, log *slog.Logger) http.Handler {
+// busy reports a stream that already has a publisher which may not be
+// taken over: the new session is refused, as KVS throttles the newest.
+func (a *API) PutMediaHandler(authn StreamingAuth, ingest Ingest, busy func(stream string) bool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail := func(err error) {
 			ae, ok := err.(*awsapi.Error)
@@ -84,6 +89,10 @@ func (a *API) PutMediaHandler(authn StreamingAuth, ingest Ingest, log *slog.Logg
 			fail(notFound("The requested stream %s is not found or not active.", name))
 			return
 		}
+		if busy(name) {
+			fail(awsapi.Errorf("ConnectionLimitExceededException", "Stream %s already has a producer session.", name))
+			return
+		}
 		// Acknowledgements go out while the body still comes in.
 		rc := http.NewResponseController(w)
 		if err := rc.EnableFullDuplex(); err != nil {
@@ -94,8 +103,10 @@ func (a *API) PutMediaHandler(authn StreamingAuth, ingest Ingest, log *slog.Logg
 		rc.Flush() //nolint:errcheck // the producer may be gone: the ingest ends on its own
 		enc := json.NewEncoder(w)
 		ack := func(ack media.PutMediaAck) {
-			enc.Encode(ack) //nolint:errcheck // as above
-			rc.Flush()      //nolint:errcheck
+			// A producer that stops reading its acks does not hold the ingest.
+			rc.SetWriteDeadline(time.Now().Add(ackWriteTimeout)) //nolint:errcheck // as above
+			enc.Encode(ack)                                      //nolint:errcheck
+			rc.Flush()                                           //nolint:errcheck
 		}
 		if err := ingest(r.Context(), name, body, opts, ack); err != nil {
 			log.Info("PutMedia ended", "stream", name, "err", err)
