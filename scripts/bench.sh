@@ -116,6 +116,11 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
     startv
     "$BIN" bench webrtc --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --token "$KEYID:$SECRET" --viewers "$VIEWERS" --duration "$DUR" --server-pid "$PID"
   fi
+  echo "== PutMedia: producers streaming Matroska (720p30 4 Mbit/s, 2 s clusters) as fast as the gateway takes it"
+  [ -f "$CLIPS/cam720.mkv" ] || ffmpeg -v error -i "$CLIPS/cam720.mp4" -c copy -f matroska -cluster_time_limit 2000 -y "$CLIPS/cam720.mkv"
+  for n in 1 4; do
+    "$BIN" bench putmedia --endpoint "$EP" --mkv "$CLIPS/cam720.mkv" --frames 600 --producers "$n" --duration "$DUR" --server-pid "$PID"
+  done
   echo "== Low-Latency HLS: a synthetic 25 fps camera over RTSP, keyframe every 2 s"
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR"
   N=${BENCH_FRAGMENTS:-100000}

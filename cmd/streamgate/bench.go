@@ -47,8 +47,10 @@ func benchCmd(args []string) error {
 		return benchFirehoseCmd(args[1:])
 	case len(args) > 0 && args[0] == "analytics":
 		return benchAnalyticsCmd(args[1:])
+	case len(args) > 0 && args[0] == "putmedia":
+		return benchPutMediaCmd(args[1:])
 	case len(args) == 0 || args[0] != "kinesis":
-		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls|webrtc|mqtt|firehose|analytics [flags]")
+		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls|webrtc|mqtt|firehose|analytics|putmedia [flags]")
 	}
 	var b bench
 	fs := flag.NewFlagSet("bench kinesis", flag.ExitOnError)
