@@ -123,6 +123,9 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
   done
   echo "== Low-Latency HLS: a synthetic 25 fps camera over RTSP, keyframe every 2 s"
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR"
+  echo "== LIVE HLS (MPEG-TS, from the archive) and LIVE DASH: the same camera; segment listed after its first and last frame"
+  "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR" --mode hls
+  "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR" --mode dash
   N=${BENCH_FRAGMENTS:-100000}
   echo "== fragment index: ListFragments and GetMediaForFragmentList on a stream of 100 and of $N fragments (2 s apart)"
   ffmpeg -v error -re -i "$CLIPS/small.mp4" -c copy -f rtsp -rtsp_transport tcp "rtsp://$KEYID:$SECRET@$RTSP/tmpl"

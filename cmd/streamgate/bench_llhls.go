@@ -38,6 +38,7 @@ func benchLLHLSCmd(args []string) error {
 	rtspBase := fs.String("rtsp", "", "RTSP base URL with credentials")
 	duration := fs.Duration("duration", 30*time.Second, "measured time")
 	gop := fs.Int("gop", 50, "frames per keyframe (25 fps)")
+	mode := fs.String("mode", "ll", "ll: Low-Latency HLS parts; hls: LIVE HLS from the archive (MPEG-TS); dash: LIVE DASH")
 	fs.Parse(args)
 	if *rtspBase == "" {
 		return errors.New("usage: streamgate bench llhls --rtsp URL [--endpoint URL]")
@@ -87,6 +88,9 @@ func benchLLHLSCmd(args []string) error {
 	}()
 
 	am := c.archivedMedia()
+	if *mode != "ll" {
+		return benchLiveArchive(am, stream, *mode, *duration, *gop, &mu, &keyframes)
+	}
 	var sessionURL string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out, err := am.GetHLSStreamingSessionURL(bg, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
@@ -161,4 +165,99 @@ func get(u *url.URL) ([]byte, error) {
 		return nil, fmt.Errorf("%s: HTTP %d: %s", u.Path, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return b, err
+}
+
+// benchLiveArchive measures LIVE HLS (MPEG-TS, served from the fragment
+// index rather than the low-latency muxer) or LIVE DASH: the playlist or
+// manifest is polled every 100 ms, and each new segment (a fragment: one
+// GOP, from a keyframe to the next) is timed against the sending of its
+// first and of its last frame. A player adds its own buffer on top.
+func benchLiveArchive(am *kinesisvideoarchivedmedia.Client, stream, mode string, duration time.Duration, gop int, mu *sync.Mutex, keyframes *[]time.Time) error {
+	var playlist *url.URL
+	segRE := regexp.MustCompile(`(?m)^[^#\s].*$`)
+	for deadline := time.Now().Add(20 * time.Second); playlist == nil; time.Sleep(100 * time.Millisecond) {
+		var u string
+		var err error
+		if mode == "dash" {
+			var out *kinesisvideoarchivedmedia.GetDASHStreamingSessionURLOutput
+			out, err = am.GetDASHStreamingSessionURL(bg, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{
+				StreamName: aws.String(stream), PlaybackMode: amtypes.DASHPlaybackModeLive})
+			if err == nil {
+				u = aws.ToString(out.DASHStreamingSessionURL)
+			}
+		} else {
+			var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
+			out, err = am.GetHLSStreamingSessionURL(bg, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+				StreamName: aws.String(stream), PlaybackMode: amtypes.HLSPlaybackModeLive, ContainerFormat: amtypes.ContainerFormatMpegTs})
+			if err == nil {
+				u = aws.ToString(out.HLSStreamingSessionURL)
+			}
+		}
+		if err != nil {
+			if time.Now().After(deadline) {
+				return err
+			}
+			continue
+		}
+		playlist, _ = url.Parse(u)
+		if mode == "hls" {
+			master, err := get(playlist)
+			if err != nil { // no fragment stored yet
+				if time.Now().After(deadline) {
+					return err
+				}
+				playlist = nil
+				continue
+			}
+			line := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(master)
+			if line == nil {
+				return fmt.Errorf("no variant in the LIVE master playlist:\n%s", master)
+			}
+			if playlist, err = playlist.Parse(string(line)); err != nil {
+				return err
+			}
+		}
+	}
+	if mode == "dash" {
+		segRE = regexp.MustCompile(`media="([^"]*getMP4MediaFragment[^"]*)"`)
+	}
+	seen := map[string]bool{}
+	var firstFrame, lastFrame []time.Duration
+	end := time.Now().Add(duration)
+	for first := true; time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		body, err := get(playlist)
+		if err != nil && first {
+			continue // a session issued before its first fragment was stored
+		}
+		if err != nil {
+			return err
+		}
+		at := time.Now()
+		for _, m := range segRE.FindAllSubmatch(body, -1) {
+			uri := string(m[len(m)-1])
+			if seen[uri] {
+				continue
+			}
+			seen[uri] = true
+			if first {
+				continue // segments listed before polling began
+			}
+			mu.Lock()
+			k := len(*keyframes) - 1
+			for k >= 0 && (*keyframes)[k].After(at) {
+				k--
+			}
+			if k >= 1 { // the segment runs from keyframe k-1 to the frame before keyframe k
+				firstFrame = append(firstFrame, at.Sub((*keyframes)[k-1]))
+				lastFrame = append(lastFrame, at.Sub((*keyframes)[k].Add(-40*time.Millisecond)))
+			}
+			mu.Unlock()
+		}
+		first = false
+	}
+	name := map[string]string{"hls": "LIVE HLS (MPEG-TS, from the archive)", "dash": "LIVE DASH"}[mode]
+	fmt.Printf("%s, 25 fps, keyframe every %d frames, playlist polled every 100 ms:\n", name, gop)
+	fmt.Printf("  a segment's first frame sent -> segment listed: %s\n", percentiles(firstFrame))
+	fmt.Printf("  a segment's last frame sent -> segment listed: %s\n", percentiles(lastFrame))
+	return nil
 }
