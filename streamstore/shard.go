@@ -514,17 +514,25 @@ func (sh *shardLog) readOnce(from uint64, maxRecords, maxBytes int) ([]Record, u
 // grows a chunk to hold a frame larger than it. Frames alias the chunk.
 func scanFrames(v segView, off int64, fn func(f decodedFrame) bool) error {
 	chunk := int64(256 << 10)
+	var carry []byte // the start of a frame the last chunk cut, already read
 	for off < v.size {
 		n := min(chunk, v.size-off)
 		buf := make([]byte, n)
-		m, err := v.file.ReadAt(buf, off)
-		if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n) {
-			return err
+		copy(buf, carry)
+		if rest := int64(len(carry)); rest < n {
+			m, err := v.file.ReadAt(buf[rest:], off+rest)
+			if err != nil && !(errors.Is(err, io.EOF) && int64(m) == n-rest) {
+				return err
+			}
 		}
+		carry = nil
 		p := buf
 		for len(p) > 0 {
 			f, err := decodeFrame(p)
 			if err == errShortFrame {
+				if len(p) < len(buf) {
+					carry = p // a frame the chunk's end cut: keep what was read
+				}
 				break
 			}
 			if err != nil {
@@ -545,6 +553,7 @@ func scanFrames(v segView, off int64, fn func(f decodedFrame) bool) error {
 			if chunk > maxFrame+frameHeader {
 				return fmt.Errorf("segment %d offset %d: %w", v.base, off, errBadFrame)
 			}
+			carry = p // read the rest of the frame, not the whole of it again
 		}
 	}
 	return nil
@@ -565,7 +574,10 @@ func readSegment(v segView, off int64, next, vis uint64, recs []Record, bytes, m
 		recs = append(recs, Record{Seq: Seq{Index: f.index}, PartitionKey: string(f.key), Data: f.data, Arrival: f.arrival, Producer: f.producer})
 		bytes += len(f.data)
 		next = f.index + 1
-		return false
+		// Stop as soon as a limit is reached: deciding at the next frame
+		// would read (and checksum) a whole frame only to leave it.
+		done = len(recs) >= maxRecords || bytes >= maxBytes || next >= vis
+		return done
 	})
 	return recs, bytes, next, done, err
 }
