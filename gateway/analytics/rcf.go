@@ -30,7 +30,7 @@ func newForest(trees, sampleSize int, timeDecay float64, seed uint64) *forest {
 		f.lambda = 1 / timeDecay
 	}
 	for i := range trees {
-		f.trees = append(f.trees, &rcTree{rnd: rand.New(rand.NewPCG(seed, uint64(i)^0x9e3779b97f4a7c15))})
+		f.trees = append(f.trees, &rcTree{root: none, rnd: rand.New(rand.NewPCG(seed, uint64(i)^0x9e3779b97f4a7c15))})
 	}
 	return f
 }
@@ -61,7 +61,7 @@ func (f *forest) score(p []float64) (float64, []float64, []float64) {
 // update inserts the point, scores it (when warm), and keeps it in the
 // tree's sample or takes it out again.
 func (t *rcTree) update(p []float64, warm bool, size int, lambda float64, seen int64, high, low []float64) float64 {
-	leaf := t.insert(p, t.rnd)
+	leaf := t.insert(p)
 	score := 0.0
 	if warm {
 		score = t.codisp(leaf, p, high, low)
@@ -82,29 +82,36 @@ func (t *rcTree) update(p []float64, warm bool, size int, lambda float64, seen i
 	return score
 }
 
-// rcNode is a node of a random cut tree: a leaf holds a point (count
-// times, for duplicates); an internal node a cut and the bounding box of
-// the points below it.
-type rcNode struct {
-	parent      *rcNode
-	left, right *rcNode
-	dim         int
-	cut         float64
-	min, max    []float64
-	mass        int
-	point       []float64 // leaves only
-}
-
-func (n *rcNode) leaf() bool { return n.point != nil }
-
+// A random cut tree keeps its nodes in one slice and their boxes in
+// another (a tree of a 256-point sample has at most 511 nodes), so an
+// update walks memory that is close together and allocates nothing once
+// the tree has grown: nodes are recycled through a free list.
 type rcTree struct {
-	root   *rcNode
+	nodes  []rcNode
+	boxes  []float64 // per node: the box's low corner, then its high corner (a leaf's point twice)
+	free   []int32
+	dims   int
+	root   int32 // none when the tree is empty
 	sample sampleHeap
 	rnd    *rand.Rand
 }
 
+// none is the index of no node.
+const none = -1
+
+// rcNode is a node: a leaf holds a point (mass times, for duplicates); an
+// internal node a cut, its children and (in boxes) the bounding box of the
+// points below it.
+type rcNode struct {
+	parent, left, right int32
+	dim                 int32
+	cut                 float64
+	mass                int32
+	leaf                bool
+}
+
 type sampled struct {
-	leaf   *rcNode
+	leaf   int32
 	weight float64
 }
 
@@ -121,129 +128,163 @@ func (h *sampleHeap) Pop() any {
 	return x
 }
 
+// box returns a node's low and high corners.
+func (t *rcTree) box(n int32) ([]float64, []float64) {
+	o := int(n) * 2 * t.dims
+	return t.boxes[o : o+t.dims : o+t.dims], t.boxes[o+t.dims : o+2*t.dims : o+2*t.dims]
+}
+
+// alloc takes a node from the free list or grows the tree.
+func (t *rcTree) alloc(n rcNode) int32 {
+	if k := len(t.free); k > 0 {
+		i := t.free[k-1]
+		t.free = t.free[:k-1]
+		t.nodes[i] = n
+		return i
+	}
+	t.nodes = append(t.nodes, n)
+	t.boxes = append(t.boxes, make([]float64, 2*t.dims)...)
+	return int32(len(t.nodes) - 1)
+}
+
+// newLeaf makes a leaf holding p.
+func (t *rcTree) newLeaf(p []float64, parent int32) int32 {
+	i := t.alloc(rcNode{parent: parent, left: none, right: none, mass: 1, leaf: true})
+	lo, hi := t.box(i)
+	copy(lo, p)
+	copy(hi, p)
+	return i
+}
+
 // insert adds a point (the paper's InsertPoint) and returns its leaf.
-func (t *rcTree) insert(p []float64, rnd *rand.Rand) *rcNode {
-	if t.root == nil {
-		t.root = &rcNode{point: append([]float64(nil), p...), mass: 1}
+func (t *rcTree) insert(p []float64) int32 {
+	if t.dims == 0 {
+		t.dims, t.root = len(p), none
+	}
+	if t.root == none {
+		t.root = t.newLeaf(p, none)
 		return t.root
 	}
 	n := t.root
 	for {
-		lo, hi := n.bounds()
+		lo, hi := t.box(n)
 		// A random cut in the box that also holds p, each dimension chosen
 		// in proportion to its extent.
 		var span float64
 		for d := range p {
-			span += math.Max(hi[d], p[d]) - math.Min(lo[d], p[d])
+			span += max(hi[d], p[d]) - min(lo[d], p[d])
 		}
 		if span == 0 { // p equals the point of this leaf
-			for m := n; m != nil; m = m.parent {
-				m.mass++
-			}
+			t.addMass(n, 1)
 			return n
 		}
-		r := rnd.Float64() * span
+		r := t.rnd.Float64() * span
 		dim, cut := 0, 0.0
 		for d := range p {
-			a, b := math.Min(lo[d], p[d]), math.Max(hi[d], p[d])
+			a, b := min(lo[d], p[d]), max(hi[d], p[d])
 			if r < b-a || d == len(p)-1 {
-				dim, cut = d, a+math.Min(r, b-a)
+				dim, cut = d, a+min(r, b-a)
 				break
 			}
 			r -= b - a
 		}
 		// The cut separates p from the box: p gets a new leaf here.
 		if cut < lo[dim] || (cut >= hi[dim] && p[dim] > cut) {
-			leaf := &rcNode{point: append([]float64(nil), p...), mass: 1}
-			parent := &rcNode{dim: dim, cut: cut, parent: n.parent, mass: n.mass + 1}
+			up := t.nodes[n].parent
+			parent := t.alloc(rcNode{parent: up, dim: int32(dim), cut: cut, mass: t.nodes[n].mass + 1})
+			leaf := t.newLeaf(p, parent)
 			if p[dim] <= cut {
-				parent.left, parent.right = leaf, n
+				t.nodes[parent].left, t.nodes[parent].right = leaf, n
 			} else {
-				parent.left, parent.right = n, leaf
+				t.nodes[parent].left, t.nodes[parent].right = n, leaf
 			}
-			parent.min, parent.max = append([]float64(nil), lo...), append([]float64(nil), hi...)
-			extend(parent.min, parent.max, p)
+			plo, phi := t.box(parent)
+			lo, hi = t.box(n) // boxes may have moved when the tree grew
+			copy(plo, lo)
+			copy(phi, hi)
+			extend(plo, phi, p)
 			t.replace(n, parent)
-			leaf.parent, n.parent = parent, parent
-			for m := parent.parent; m != nil; m = m.parent {
-				m.mass++
-				extend(m.min, m.max, p)
+			t.nodes[n].parent = parent
+			for m := up; m != none; m = t.nodes[m].parent {
+				t.nodes[m].mass++
+				mlo, mhi := t.box(m)
+				extend(mlo, mhi, p)
 			}
 			return leaf
 		}
-		if n.leaf() {
+		if t.nodes[n].leaf {
 			// Every cut falls inside a leaf's zero-width box but p's: only
 			// reached through rounding; treat p as a duplicate.
-			for m := n; m != nil; m = m.parent {
-				m.mass++
-			}
+			t.addMass(n, 1)
 			return n
 		}
-		if p[n.dim] <= n.cut {
-			n = n.left
+		if p[t.nodes[n].dim] <= t.nodes[n].cut {
+			n = t.nodes[n].left
 		} else {
-			n = n.right
+			n = t.nodes[n].right
 		}
 	}
 }
 
-func (n *rcNode) bounds() ([]float64, []float64) {
-	if n.leaf() {
-		return n.point, n.point
+// addMass changes the mass of a node and its ancestors.
+func (t *rcTree) addMass(n int32, by int32) {
+	for ; n != none; n = t.nodes[n].parent {
+		t.nodes[n].mass += by
 	}
-	return n.min, n.max
 }
 
 // extend grows a box, in place, to hold p.
 func extend(lo, hi, p []float64) {
 	for d := range p {
-		lo[d], hi[d] = math.Min(lo[d], p[d]), math.Max(hi[d], p[d])
+		lo[d], hi[d] = min(lo[d], p[d]), max(hi[d], p[d])
 	}
 }
 
 // replace puts m where n was under n's parent.
-func (t *rcTree) replace(n, m *rcNode) {
-	switch {
-	case n.parent == nil:
+func (t *rcTree) replace(n, m int32) {
+	switch up := t.nodes[n].parent; {
+	case up == none:
 		t.root = m
-	case n.parent.left == n:
-		n.parent.left = m
+	case t.nodes[up].left == n:
+		t.nodes[up].left = m
 	default:
-		n.parent.right = m
+		t.nodes[up].right = m
 	}
 }
 
 // remove takes one copy of a leaf's point out (the paper's DeletePoint).
-func (t *rcTree) remove(leaf *rcNode) {
-	if leaf.mass > 1 {
-		for m := leaf; m != nil; m = m.parent {
-			m.mass--
-		}
+func (t *rcTree) remove(leaf int32) {
+	if t.nodes[leaf].mass > 1 {
+		t.addMass(leaf, -1)
 		return
 	}
-	parent := leaf.parent
-	if parent == nil {
-		t.root = nil
+	parent := t.nodes[leaf].parent
+	t.free = append(t.free, leaf)
+	if parent == none {
+		t.root = none
 		return
 	}
-	sibling := parent.left
+	sibling := t.nodes[parent].left
 	if sibling == leaf {
-		sibling = parent.right
+		sibling = t.nodes[parent].right
 	}
 	t.replace(parent, sibling)
-	sibling.parent = parent.parent
-	for m := sibling.parent; m != nil; m = m.parent {
-		m.mass--
-		m.fitBox()
+	up := t.nodes[parent].parent
+	t.nodes[sibling].parent = up
+	t.free = append(t.free, parent)
+	for m := up; m != none; m = t.nodes[m].parent {
+		t.nodes[m].mass--
+		t.fitBox(m)
 	}
 }
 
 // fitBox recomputes, in place, an internal node's box from its children's.
-func (n *rcNode) fitBox() {
-	alo, ahi := n.left.bounds()
-	blo, bhi := n.right.bounds()
-	for d := range n.min {
-		n.min[d], n.max[d] = math.Min(alo[d], blo[d]), math.Max(ahi[d], bhi[d])
+func (t *rcTree) fitBox(n int32) {
+	lo, hi := t.box(n)
+	alo, ahi := t.box(t.nodes[n].left)
+	blo, bhi := t.box(t.nodes[n].right)
+	for d := range lo {
+		lo[d], hi[d] = min(alo[d], blo[d]), max(ahi[d], bhi[d])
 	}
 }
 
@@ -251,30 +292,31 @@ func (n *rcNode) fitBox() {
 // largest ratio of the sibling's mass to the mass of the subtree holding
 // the point. It also spreads that score over the dimensions in which the
 // point lies outside the sibling's box, as high or low contributions.
-func (t *rcTree) codisp(leaf *rcNode, p []float64, high, low []float64) float64 {
+func (t *rcTree) codisp(leaf int32, p []float64, high, low []float64) float64 {
 	best := 0.0
-	var bestNode *rcNode
-	for n := leaf; n.parent != nil; n = n.parent {
-		sib := n.parent.left
+	bestNode := int32(none)
+	for n := leaf; t.nodes[n].parent != none; n = t.nodes[n].parent {
+		up := t.nodes[n].parent
+		sib := t.nodes[up].left
 		if sib == n {
-			sib = n.parent.right
+			sib = t.nodes[up].right
 		}
-		if r := float64(sib.mass) / float64(n.mass); r > best {
+		if r := float64(t.nodes[sib].mass) / float64(t.nodes[n].mass); r > best {
 			best, bestNode = r, sib
 		}
 	}
-	if bestNode == nil {
+	if bestNode == none {
 		return 0
 	}
-	lo, hi := bestNode.bounds()
+	lo, hi := t.box(bestNode)
 	var gaps float64
 	for d := range p {
-		gaps += math.Max(p[d]-hi[d], 0) + math.Max(lo[d]-p[d], 0)
+		gaps += max(p[d]-hi[d], 0) + max(lo[d]-p[d], 0)
 	}
 	if gaps > 0 {
 		for d := range p {
-			high[d] += best * math.Max(p[d]-hi[d], 0) / gaps
-			low[d] += best * math.Max(lo[d]-p[d], 0) / gaps
+			high[d] += best * max(p[d]-hi[d], 0) / gaps
+			low[d] += best * max(lo[d]-p[d], 0) / gaps
 		}
 	}
 	return best

@@ -57,15 +57,15 @@ func TestRandomCutTreeMass(t *testing.T) {
 		f.score([]float64{float64(i % 7), float64(i % 5)})
 	}
 	for _, tr := range f.trees {
-		if tr.root.mass != tr.sample.Len() {
-			t.Fatalf("root mass %d, sample %d", tr.root.mass, tr.sample.Len())
+		if int(tr.nodes[tr.root].mass) != tr.sample.Len() {
+			t.Fatalf("root mass %d, sample %d", tr.nodes[tr.root].mass, tr.sample.Len())
 		}
 		for tr.sample.Len() > 0 {
 			tr.remove(tr.sample.items[tr.sample.Len()-1].leaf)
 			tr.sample.items = tr.sample.items[:tr.sample.Len()-1]
 		}
-		if tr.root != nil {
-			t.Fatalf("root after removing everything: %+v", tr.root)
+		if tr.root != none || len(tr.free) != len(tr.nodes) {
+			t.Fatalf("after removing everything: root %d, %d of %d nodes free", tr.root, len(tr.free), len(tr.nodes))
 		}
 	}
 }
