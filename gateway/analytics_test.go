@@ -198,6 +198,19 @@ CREATE OR REPLACE PUMP "STREAM_PUMP" AS INSERT INTO "DESTINATION_SQL_STREAM"
 	if detail["ApplicationStatus"] != "READY" || detail["ApplicationVersionId"].(float64) != 3 {
 		t.Fatalf("after stop: %v", detail)
 	}
+	// Records put while it is stopped come out after a start at
+	// LAST_STOPPED_POINT (and none of the earlier ones again).
+	put(`{"device":"pump-8","temp":-9,"load":1}`)
+	run("kinesisanalytics", "start-application", "--application-name", "fleet",
+		"--input-configurations", "Id=1.1,InputStartingPositionConfiguration={InputStartingPosition=LAST_STOPPED_POINT}")
+	got = waitRecords(t, k, "hot", 4)
+	time.Sleep(300 * time.Millisecond)
+	if got = drain(t, k, "hot"); len(got) != 4 || got[3].data != `{"DEVICE":"pump-8","TEMP":-9}` {
+		t.Fatalf("after a restart at LAST_STOPPED_POINT: %v", got)
+	}
+	run("kinesisanalytics", "stop-application", "--application-name", "fleet")
+	waitFor(t, 10*time.Second, "READY", func() bool { return status() == "READY" })
+
 	run("kinesisanalytics", "tag-resource", "--resource-arn", detail["ApplicationARN"].(string), "--tags", "Key=site,Value=plant-7")
 	if tags := run("kinesisanalytics", "list-tags-for-resource", "--resource-arn", detail["ApplicationARN"].(string)); fmt.Sprint(tags["Tags"]) != "[map[Key:site Value:plant-7]]" {
 		t.Fatalf("tags: %v", tags)
