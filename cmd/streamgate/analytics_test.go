@@ -138,6 +138,11 @@ func TestQueryCommand(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("query output:\n%s", out)
 	}
+	sorted := runCLI(t, p, "", "query", `SELECT device, COUNT(*) AS n, MAX(temp) AS hottest FROM telemetry GROUP BY device ORDER BY n DESC, hottest DESC LIMIT 2`,
+		"--format", "json")
+	if want := "{\"DEVICE\":\"pump-2\",\"HOTTEST\":39,\"N\":10}\n{\"DEVICE\":\"pump-1\",\"HOTTEST\":38,\"N\":10}\n2 rows from 30 records\n"; sorted != want {
+		t.Fatalf("ORDER BY ... LIMIT:\n%s\nwant\n%s", sorted, want)
+	}
 	table := runCLI(t, p, "", "query", `SELECT STREAM device, temp, site_name FROM telemetry WHERE temp > 37`)
 	if !strings.Contains(table, "DEVICE  TEMP  SITE_NAME") || !strings.Contains(table, "pump-2  39    north") {
 		t.Fatalf("table output:\n%s", table)

@@ -411,3 +411,12 @@ func TestLogParsers(t *testing.T) {
 		t.Fatalf("rows\n got %s\nwant %s", got, want)
 	}
 }
+
+// ORDER BY and LIMIT belong to queries over a range, not to pumps.
+func TestOrderByOnlyInQueries(t *testing.T) {
+	_, err := compile(`CREATE STREAM s (a VARCHAR(8)); CREATE PUMP p AS INSERT INTO s SELECT STREAM device FROM source_sql_stream_001 ORDER BY device;`,
+		sourceOf(t, "DEVICE VARCHAR(8)"), func() int64 { return 0 })
+	if err == nil || !strings.Contains(err.Error(), "ORDER BY and LIMIT are for queries over a range") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -82,6 +82,9 @@ func (e *engine) compilePump(cp *sql.CreatePump, line, col int) (*pump, error) {
 		return nil, codeErrorf(line, col, "pump %q cannot insert into input stream %q", cp.Name, into.name)
 	}
 	p.into = into
+	if (len(sel.OrderBy) > 0 || sel.Limit != nil) && !e.bounded {
+		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "ORDER BY and LIMIT are for queries over a range (streamgate query), not for a pump's endless stream")
+	}
 	if !sel.Stream && !e.bounded {
 		return nil, codeErrorf(sel.Pos.Line, sel.Pos.Column, "a pump's query must be SELECT STREAM")
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,8 +83,27 @@ func (s *Service) Query(src string, from, to time.Time, limit int) (*QueryResult
 	for _, c := range result.cols {
 		res.Columns = append(res.Columns, c.name)
 	}
+	order, err := orderKeys(sel, result)
+	if err != nil {
+		return nil, err
+	}
+	if sel.Limit != nil {
+		n, err := strconv.Atoi(*sel.Limit)
+		if err != nil || n < 0 {
+			return nil, &CodeError{Line: sel.Pos.Line, Column: sel.Pos.Column, Msg: "LIMIT takes a whole number"}
+		}
+		if order == nil {
+			limit = min(limit, n) // without ORDER BY the scan can stop early
+		} else {
+			defer func() { res.Rows = res.Rows[:min(len(res.Rows), n)] }()
+		}
+	}
+	keep := limit
+	if order != nil {
+		keep = math.MaxInt // every row, to sort
+	}
 	result.readers = append(result.readers, func(r *row) {
-		if len(res.Rows) >= limit {
+		if len(res.Rows) >= keep {
 			res.Truncated = true
 			return
 		}
@@ -107,7 +128,113 @@ func (s *Service) Query(src string, from, to time.Time, limit int) (*QueryResult
 		return nil, err
 	}
 	e.advance(math.MaxInt64) // the range is over: every window closes
+	if order != nil {
+		order.sort(res.Rows)
+		if len(res.Rows) > limit {
+			res.Rows, res.Truncated = res.Rows[:limit], true
+		}
+	}
 	return res, nil
+}
+
+// ordering is a compiled ORDER BY over result rows.
+type ordering struct {
+	keys []orderKey
+	env  rowEnv
+}
+
+type orderKey struct {
+	expr *sql.Expr
+	col  int // a position (ORDER BY 2), or -1
+	desc bool
+}
+
+// orderKeys compiles ORDER BY against the result's columns: an output
+// column's name or alias, an expression of them, or a position from 1.
+func orderKeys(sel *sql.Select, result *inAppStream) (*ordering, error) {
+	if len(sel.OrderBy) == 0 {
+		return nil, nil
+	}
+	o := &ordering{env: rowEnv{index: map[string]int{}}}
+	for i, c := range result.cols {
+		o.env.index[c.name] = i
+	}
+	for _, it := range sel.OrderBy {
+		k := orderKey{expr: it.Expr, col: -1, desc: it.Desc}
+		if u := it.Expr.Unary(); u != nil && u.Primary.Number != nil && len(u.Suffix) == 0 {
+			n, err := strconv.Atoi(*u.Primary.Number)
+			if err != nil || n < 1 || n > len(result.cols) {
+				return nil, &CodeError{Line: u.Primary.Pos.Line, Column: u.Primary.Pos.Column, Msg: fmt.Sprintf("ORDER BY %s: the result has %d columns", *u.Primary.Number, len(result.cols))}
+			}
+			k.col = n - 1
+		} else {
+			var err error
+			it.Expr.Walk(func(u *sql.Unary) bool {
+				if p := u.Primary; p.Name != "" && err == nil {
+					i, ok := result.column(string(p.Name))
+					if !ok {
+						err = &CodeError{Line: p.Pos.Line, Column: p.Pos.Column, Msg: fmt.Sprintf("ORDER BY %s: not a column of the result", p.Name)}
+						return false
+					}
+					p.Name = sql.Name(result.cols[i].name)
+				}
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		o.keys = append(o.keys, k)
+	}
+	return o, nil
+}
+
+// sort orders rows by the keys; NULLs and values that do not compare sort
+// last.
+func (o *ordering) sort(rows [][]any) {
+	keyed := make([][]any, len(rows))
+	for i, r := range rows {
+		o.env.vals = r
+		ks := make([]any, len(o.keys))
+		for j, k := range o.keys {
+			if k.col >= 0 {
+				ks[j] = r[k.col]
+				continue
+			}
+			v, err := k.expr.Eval(&o.env)
+			if err != nil || sql.IsUndefined(v) {
+				v = nil
+			}
+			ks[j] = v
+		}
+		keyed[i] = ks
+	}
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		for j, k := range o.keys {
+			x, y := keyed[idx[a]][j], keyed[idx[b]][j]
+			if x == nil || y == nil {
+				if (x == nil) != (y == nil) {
+					return y == nil // NULLs last
+				}
+				continue
+			}
+			c, ok := sql.Compare(x, y)
+			if !ok || c == 0 {
+				continue
+			}
+			return (c < 0) != k.desc
+		}
+		return false
+	})
+	sorted := make([][]any, len(rows))
+	for i, k := range idx {
+		sorted[i] = rows[k]
+	}
+	copy(rows, sorted)
 }
 
 // selectColumns are the columns a SELECT's result has: the star's, the

@@ -25,6 +25,15 @@ type Select struct {
 	Group   []*Expr        `parser:"( 'GROUP' 'BY' @@ ( ',' @@ )* )?"`
 	Having  *Expr          `parser:"( 'HAVING' @@ )?"`
 	Windows []*NamedWindow `parser:"( 'WINDOW' @@ ( ',' @@ )* )?"`
+	OrderBy []*OrderItem   `parser:"( 'ORDER' 'BY' @@ ( ',' @@ )* )?"`
+	Limit   *string        `parser:"( 'LIMIT' @Number )?"`
+}
+
+// OrderItem is one key of an ORDER BY (ad hoc queries over a range; a
+// streaming query has no end to sort).
+type OrderItem struct {
+	Expr *Expr `parser:"@@"`
+	Desc bool  `parser:"( @'DESC' | 'ASC' )?"`
 }
 
 // NamedWindow is WINDOW W1 AS (...), which OVER W1 refers to.
@@ -247,7 +256,7 @@ type Interval struct {
 // fields called "range" or "into".
 const (
 	baseKeywords      = `SELECT|STREAM|FROM|WHERE|GROUP|BY|HAVING|AS|AND|OR|NOT|IS|NULL|IN|LIKE|BETWEEN|TRUE|FALSE|CASE|WHEN|THEN|ELSE|END|CAST|INTERVAL`
-	analyticsKeywords = `|CREATE|REPLACE|PUMP|INSERT|INTO|TO|OVER|WINDOW|PARTITION|RANGE|ROWS|PRECEDING|WINDOWED|STAGGER|JOIN|LEFT|INNER|OUTER|ON|TABLE|CURSOR|EXTRACT|POSITION|SUBSTRING|FOR`
+	analyticsKeywords = `|CREATE|REPLACE|PUMP|INSERT|INTO|TO|OVER|WINDOW|PARTITION|RANGE|ROWS|PRECEDING|WINDOWED|STAGGER|JOIN|LEFT|INNER|OUTER|ON|TABLE|CURSOR|EXTRACT|POSITION|SUBSTRING|FOR|ORDER|ASC|DESC|LIMIT`
 )
 
 func newLexer(keywords string) *lexer.StatefulDefinition {
