@@ -185,7 +185,6 @@ type chunkReader struct {
 	key         []byte
 	date, scope string
 	prev        string
-	left        int  // of the current chunk's data
 	done        bool // the final chunk was read
 	err         error
 	buf         []byte
