@@ -119,7 +119,7 @@ func TestMQTTBridgeFromMosquitto(t *testing.T) {
 	expect := func(s *server, want []string) {
 		t.Helper()
 		var got map[string]string
-		waitFor(t, 15*time.Second, fmt.Sprintf("%d bridged messages in the stream", len(want)), func() bool {
+		waitFor(t, 40*time.Second, fmt.Sprintf("%d bridged messages in the stream", len(want)), func() bool {
 			got = have(s)
 			for _, p := range want {
 				if got[p] != "plant/sensors/boiler" {
