@@ -226,12 +226,18 @@ func (s *Service) startLocked(a *Application, positions map[string]string) error
 			if !ok || s.firehoseStream == nil {
 				return invalid("Output %s: %s is not a Firehose delivery stream ARN.", o.OutputID, o.KinesisFirehoseOutput.ResourceARN)
 			}
-			or.stream = s.firehoseStream(name)
+			or.stream, or.deliveryStream = s.firehoseStream(name), name
 		case o.LambdaOutput != nil:
 			or.url, _ = functionURL(o.LambdaOutput)
 		}
 		if _, err := s.store.Stream(or.stream); err != nil && or.url == "" {
-			return awsapi.Errorf(awsapi.CodeResourceNotFound, "Output %s: the destination %s does not exist.", o.OutputID, or.stream)
+			dest := "stream " + or.stream
+			if or.deliveryStream != "" {
+				// Rows go in by Direct PUT: a delivery stream that reads a
+				// Kinesis stream has no records of its own.
+				dest = "Direct PUT delivery stream " + or.deliveryStream
+			}
+			return awsapi.Errorf(awsapi.CodeResourceNotFound, "Output %s: the %s does not exist.", o.OutputID, dest)
 		}
 		if hasCheckpoint {
 			// Row numbers go on from the checkpoint; rows replayed from its

@@ -46,8 +46,10 @@ type outputRun struct {
 	csv     bool
 	pending []streamstore.Entry
 	url     string // a function output (LambdaOutput): its URL
-	sent    int64  // rows emitted since the application was created
-	written int64  // rows of those durable in the destination
+	// deliveryStream names a Firehose output's delivery stream.
+	deliveryStream string
+	sent           int64 // rows emitted since the application was created
+	written        int64 // rows of those durable in the destination
 	// sentBefore is sent before the current record was taken in (after
 	// the windows it closes emitted): what a mark taken for it records.
 	sentBefore int64
