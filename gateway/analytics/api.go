@@ -56,7 +56,9 @@ func summary(a *Application) map[string]any {
 	return map[string]any{"ApplicationName": a.ApplicationName, "ApplicationARN": a.ARN, "ApplicationStatus": a.Status}
 }
 
-func (s *Service) describe(r *awsapi.Request) (any, error) {
+// withApp runs an operation that names one application
+// ({"ApplicationName": ...}) with the service locked.
+func (s *Service) withApp(r *awsapi.Request, op func(a *Application) (any, error)) (any, error) {
 	var in struct{ ApplicationName string }
 	if err := r.Decode(&in); err != nil {
 		return nil, err
@@ -67,7 +69,13 @@ func (s *Service) describe(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"ApplicationDetail": detail(a)}, nil
+	return op(a)
+}
+
+func (s *Service) describe(r *awsapi.Request) (any, error) {
+	return s.withApp(r, func(a *Application) (any, error) {
+		return map[string]any{"ApplicationDetail": detail(a)}, nil
+	})
 }
 
 // detail is DescribeApplication's ApplicationDetail.
@@ -85,6 +93,9 @@ func detail(a *Application) map[string]any {
 		if in.InputStartingPositionConfiguration != nil {
 			d["InputStartingPositionConfiguration"] = in.InputStartingPositionConfiguration
 		}
+		if p := in.InputProcessingConfiguration; p != nil {
+			d["InputProcessingConfigurationDescription"] = map[string]any{"InputLambdaProcessorDescription": p.InputLambdaProcessor}
+		}
 		inputs = append(inputs, d)
 	}
 	for _, o := range a.Outputs {
@@ -94,6 +105,9 @@ func detail(a *Application) map[string]any {
 		}
 		if o.KinesisFirehoseOutput != nil {
 			d["KinesisFirehoseOutputDescription"] = o.KinesisFirehoseOutput
+		}
+		if o.LambdaOutput != nil {
+			d["LambdaOutputDescription"] = o.LambdaOutput
 		}
 		outputs = append(outputs, d)
 	}

@@ -71,16 +71,11 @@ func (s *Service) start(r *awsapi.Request) (any, error) {
 }
 
 func (s *Service) stop(r *awsapi.Request) (any, error) {
-	var in struct{ ApplicationName string }
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.app(r, in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
+	return s.withApp(r, s.stopApp)
+}
+
+// stopApp is StopApplication, the service locked.
+func (s *Service) stopApp(a *Application) (any, error) {
 	if a.Status != "RUNNING" && a.Status != "STARTING" {
 		return nil, awsapi.Errorf(awsapi.CodeResourceInUse, "Application %s is %s, not RUNNING.", a.ApplicationName, a.Status)
 	}
