@@ -19,7 +19,8 @@ run: build
 	./$(BIN) serve --data-dir ./data
 
 # Tools the integration tests drive (aws CLI, boto3, curl, ffmpeg/ffprobe,
-# mkvinfo, GStreamer's rtspclientsink, Chromium, Mosquitto, hls.js and versitygw; gcc for -race).
+# mkvinfo, GStreamer's rtspclientsink, Chromium, Mosquitto, sqlite3 (the analytics oracle), hls.js
+# and versitygw; gcc for -race).
 # Each is installed only when missing, from
 # Debian's packages (the only registry besides the Go proxy and npm here).
 APT_GET := $(shell command -v apt-get 2>/dev/null)
@@ -34,6 +35,7 @@ test-deps:
 	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	command -v npm >/dev/null 2>&1 || need="$$need npm"; \
 	command -v mosquitto >/dev/null 2>&1 || need="$$need mosquitto"; \
+	command -v sqlite3 >/dev/null 2>&1 || need="$$need sqlite3"; \
 	command -v mosquitto_pub >/dev/null 2>&1 || need="$$need mosquitto-clients"; \
 	command -v gst-launch-1.0 >/dev/null 2>&1 && gst-inspect-1.0 rtspclientsink >/dev/null 2>&1 && gst-inspect-1.0 h264parse >/dev/null 2>&1 || \
 	  need="$$need gstreamer1.0-tools gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"; \

@@ -82,7 +82,7 @@ func waitRecords(t *testing.T, k *kinesis.Client, stream string, n int) []record
 func TestAnalyticsWithAWSCLI(t *testing.T) {
 	awsBin, err := exec.LookPath("aws")
 	if err != nil {
-		t.Skip("aws CLI not installed")
+		t.Fatal("the aws CLI is not installed: run `make test`, which installs it")
 	}
 	s := startServer(t, nil)
 	run := awsCLI(t, awsBin, s)
@@ -288,7 +288,7 @@ func analyticsCall(t *testing.T, s *server, op string, in any) map[string]any {
 func TestAnalyticsTumblingMatchesSQLite(t *testing.T) {
 	sqlite, err := exec.LookPath("sqlite3")
 	if err != nil {
-		t.Skip("sqlite3 not installed")
+		t.Fatal("sqlite3 is not installed: run `make test`, which installs it")
 	}
 	s := startServer(t, nil)
 	k := s.client()
