@@ -193,6 +193,7 @@ fi
 
 if [ "${BENCH_ANALYTICS:-1}" = 1 ]; then
   echo "== Analytics: tumbling AVG/MAX/COUNT GROUP BY 10,000 devices (log -> output stream), and window close -> output latency"
+  [ -n "$PID" ] && { kill -TERM "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
   rm -rf "$DIR/data"
   "$BIN" serve --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
   PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && break; sleep 0.01; done
