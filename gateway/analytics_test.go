@@ -418,6 +418,18 @@ CREATE OR REPLACE PUMP "ALERT_PUMP" AS INSERT INTO "ALERTS"
 	if out, err := f.PutRecordBatch(ctx, &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("readings"), Records: recs}); err != nil || aws.ToInt32(out.FailedPutCount) != 0 {
 		t.Fatalf("PutRecordBatch: %v", err)
 	}
+	// DiscoverInputSchema reads a delivery stream, and an object in a bucket.
+	fromStream := analyticsCall(t, s, "DiscoverInputSchema", map[string]any{"ResourceARN": fhARN("readings"), "RoleARN": role,
+		"InputStartingPositionConfiguration": map[string]string{"InputStartingPosition": "TRIM_HORIZON"}})
+	if cols := fmt.Sprint(fromStream["InputSchema"].(map[string]any)["RecordColumns"]); !strings.Contains(cols, "Name:DEVICE") || !strings.Contains(cols, "SqlType:DOUBLE") {
+		t.Errorf("discovered from the delivery stream: %s", cols)
+	}
+	fromObject := analyticsCall(t, s, "DiscoverInputSchema", map[string]any{
+		"S3Configuration": map[string]string{"BucketARN": "arn:aws:s3:::refs", "FileKey": "sites.csv", "RoleARN": role}})
+	if schema := fmt.Sprint(fromObject["InputSchema"]); !strings.Contains(schema, "RecordFormatType:CSV") || !strings.Contains(schema, "Name:COL_1") {
+		t.Errorf("discovered from the object: %s", schema)
+	}
+
 	dir := filepath.Join(s.dataDir, "firehose-buckets", "archive", "alerts")
 	var delivered string
 	waitFor(t, 20*time.Second, "the alerts to be delivered", func() bool {
