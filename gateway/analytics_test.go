@@ -569,3 +569,79 @@ CREATE OR REPLACE PUMP "P2" AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREA
 		t.Fatalf("%d rows, by in-application stream %v", len(got), lanes)
 	}
 }
+
+// The configuration operations round-trip through DescribeApplication, each
+// bumping the version, and ListApplications pages.
+func TestAnalyticsConfigurationOperations(t *testing.T) {
+	s := startServer(t, nil)
+	k := s.client()
+	for _, name := range []string{"src", "dst"} {
+		if _, err := k.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	describe := func(name string) map[string]any {
+		return analyticsCall(t, s, "DescribeApplication", map[string]any{"ApplicationName": name})["ApplicationDetail"].(map[string]any)
+	}
+	for _, name := range []string{"a1", "a2", "a3"} {
+		analyticsCall(t, s, "CreateApplication", map[string]any{"ApplicationName": name})
+	}
+	page := analyticsCall(t, s, "ListApplications", map[string]any{"Limit": 2})
+	next := analyticsCall(t, s, "ListApplications", map[string]any{"Limit": 2, "ExclusiveStartApplicationName": "a2"})
+	if fmt.Sprint(page["HasMoreApplications"], len(page["ApplicationSummaries"].([]any)), next["HasMoreApplications"], len(next["ApplicationSummaries"].([]any))) != "true 2 false 1" {
+		t.Fatalf("pages: %v / %v", page, next)
+	}
+
+	version := func() float64 { return describe("a1")["ApplicationVersionId"].(float64) }
+	call := func(op string, in map[string]any) {
+		t.Helper()
+		in["ApplicationName"], in["CurrentApplicationVersionId"] = "a1", version()
+		analyticsCall(t, s, op, in)
+	}
+	call("AddApplicationInput", map[string]any{"Input": telemetryInput("src")})
+	call("UpdateApplication", map[string]any{"ApplicationUpdate": map[string]any{"ApplicationCodeUpdate": `CREATE STREAM "DESTINATION_SQL_STREAM" (device VARCHAR(16));
+CREATE PUMP p AS INSERT INTO "DESTINATION_SQL_STREAM" SELECT STREAM device FROM "SOURCE_SQL_STREAM_001";`}})
+	call("AddApplicationOutput", map[string]any{"Output": streamOutput("DESTINATION_SQL_STREAM", "dst", "CSV")})
+	call("AddApplicationReferenceDataSource", map[string]any{"ReferenceDataSource": map[string]any{"TableName": "T",
+		"S3ReferenceDataSource": map[string]string{"BucketARN": "arn:aws:s3:::refs", "FileKey": "t.csv", "ReferenceRoleARN": role},
+		"ReferenceSchema":       map[string]any{"RecordFormat": map[string]any{"RecordFormatType": "CSV"}, "RecordColumns": []map[string]string{{"Name": "A", "SqlType": "INTEGER"}}}}})
+	call("AddApplicationCloudWatchLoggingOption", map[string]any{"CloudWatchLoggingOption": map[string]string{
+		"LogStreamARN": "arn:aws:logs:us-east-1:000000000000:log-group:g:log-stream:s", "RoleARN": role}})
+	call("AddApplicationInputProcessingConfiguration", map[string]any{"InputId": "1.1",
+		"InputProcessingConfiguration": map[string]any{"InputLambdaProcessor": map[string]string{"ResourceARN": "http://127.0.0.1:9/fn", "RoleARN": role}}})
+	d := describe("a1")
+	in := d["InputDescriptions"].([]any)[0].(map[string]any)
+	out := d["OutputDescriptions"].([]any)[0].(map[string]any)
+	ref := d["ReferenceDataSourceDescriptions"].([]any)[0].(map[string]any)
+	logs := d["CloudWatchLoggingOptionDescriptions"].([]any)[0].(map[string]any)
+	if d["ApplicationVersionId"].(float64) != 7 || in["InputProcessingConfigurationDescription"] == nil || out["OutputId"] != "1.2" ||
+		ref["ReferenceId"] != "1.3" || ref["TableName"] != "T" || logs["CloudWatchLoggingOptionId"] != "1.4" {
+		t.Fatalf("after the additions: %v", d)
+	}
+	call("DeleteApplicationInputProcessingConfiguration", map[string]any{"InputId": "1.1"})
+	call("DeleteApplicationOutput", map[string]any{"OutputId": "1.2"})
+	call("DeleteApplicationReferenceDataSource", map[string]any{"ReferenceId": "1.3"})
+	call("DeleteApplicationCloudWatchLoggingOption", map[string]any{"CloudWatchLoggingOptionId": "1.4"})
+	d = describe("a1")
+	if d["ApplicationVersionId"].(float64) != 11 || len(d["OutputDescriptions"].([]any)) != 0 || len(d["ReferenceDataSourceDescriptions"].([]any)) != 0 ||
+		len(d["CloudWatchLoggingOptionDescriptions"].([]any)) != 0 || d["InputDescriptions"].([]any)[0].(map[string]any)["InputProcessingConfigurationDescription"] != nil {
+		t.Fatalf("after the deletions: %v", d)
+	}
+	// A stale version, an unknown output and a Lambda ARN that is no URL are refused.
+	for _, c := range []struct {
+		op   string
+		in   map[string]any
+		code string
+	}{
+		{"DeleteApplicationOutput", map[string]any{"ApplicationName": "a1", "CurrentApplicationVersionId": 3, "OutputId": "1.9"}, "ConcurrentModificationException"},
+		{"DeleteApplicationOutput", map[string]any{"ApplicationName": "a1", "CurrentApplicationVersionId": 11, "OutputId": "1.9"}, "ResourceNotFoundException"},
+		{"AddApplicationOutput", map[string]any{"ApplicationName": "a1", "CurrentApplicationVersionId": 11, "Output": map[string]any{"Name": "DESTINATION_SQL_STREAM",
+			"LambdaOutput":      map[string]string{"ResourceARN": "arn:aws:lambda:us-east-1:000000000000:function:f", "RoleARN": role},
+			"DestinationSchema": map[string]string{"RecordFormatType": "JSON"}}}, "InvalidArgumentException"},
+	} {
+		status, _, body := s.rawCallAs(t, "kinesisanalytics", "KinesisAnalytics_20150814."+c.op, "application/x-amz-json-1.1", jsonBody(c.in))
+		if status != 400 || !strings.Contains(string(body), c.code) {
+			t.Errorf("%s: %d %s, want %s", c.op, status, body, c.code)
+		}
+	}
+}
