@@ -56,16 +56,21 @@ func summary(a *Application) map[string]any {
 	return map[string]any{"ApplicationName": a.ApplicationName, "ApplicationARN": a.ARN, "ApplicationStatus": a.Status}
 }
 
-// withApp runs an operation that names one application
-// ({"ApplicationName": ...}) with the service locked.
-func (s *Service) withApp(r *awsapi.Request, op func(a *Application) (any, error)) (any, error) {
-	var in struct{ ApplicationName string }
-	if err := r.Decode(&in); err != nil {
+// appRef is how a request names its application; request bodies that
+// carry more embed it.
+type appRef struct{ ApplicationName string }
+
+func (a *appRef) appName() string { return a.ApplicationName }
+
+// withApp decodes a request that names one application (its body
+// embedding appRef) and runs op on the application with the service locked.
+func (s *Service) withApp(r *awsapi.Request, in interface{ appName() string }, op func(a *Application) (any, error)) (any, error) {
+	if err := r.Decode(in); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, err := s.app(r, in.ApplicationName)
+	a, err := s.app(r, in.appName())
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +78,7 @@ func (s *Service) withApp(r *awsapi.Request, op func(a *Application) (any, error
 }
 
 func (s *Service) describe(r *awsapi.Request) (any, error) {
-	return s.withApp(r, func(a *Application) (any, error) {
+	return s.withApp(r, &appRef{}, func(a *Application) (any, error) {
 		return map[string]any{"ApplicationDetail": detail(a)}, nil
 	})
 }
@@ -175,31 +180,24 @@ func (s *Service) list(r *awsapi.Request) (any, error) {
 
 func (s *Service) delete(r *awsapi.Request) (any, error) {
 	var in struct {
-		ApplicationName string
+		appRef
 		CreateTimestamp *float64
 	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.app(r, in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
-	if in.CreateTimestamp == nil {
-		return nil, invalid("CreateTimestamp is required.")
-	}
-	if int64(*in.CreateTimestamp) != int64(a.CreatedUnix) {
-		return nil, awsapi.Errorf("ConcurrentModificationException", "CreateTimestamp does not match the application's.")
-	}
-	s.stopLocked(a)
-	if err := s.store.DeleteDocument(documentKind, a.ApplicationName); err != nil {
-		return nil, err
-	}
-	_ = s.store.DeleteDocument(checkpointKind, a.ApplicationName) // there is none if it never ran
-	delete(s.apps, a.ApplicationName)
-	return map[string]any{}, nil
+	return s.withApp(r, &in, func(a *Application) (any, error) {
+		if in.CreateTimestamp == nil {
+			return nil, invalid("CreateTimestamp is required.")
+		}
+		if int64(*in.CreateTimestamp) != int64(a.CreatedUnix) {
+			return nil, awsapi.Errorf("ConcurrentModificationException", "CreateTimestamp does not match the application's.")
+		}
+		s.stopLocked(a)
+		if err := s.store.DeleteDocument(documentKind, a.ApplicationName); err != nil {
+			return nil, err
+		}
+		_ = s.store.DeleteDocument(checkpointKind, a.ApplicationName) // there is none if it never ran
+		delete(s.apps, a.ApplicationName)
+		return map[string]any{}, nil
+	})
 }
 
 func (s *Service) update(r *awsapi.Request) (any, error) {

@@ -14,24 +14,14 @@ import (
 // functions are the analytics dialect's scalar functions (names in lower
 // case); they run before the functions every dialect has, so SUBSTRING
 // here is SQL's (1-based start, length), not IoT's.
-var functions map[string]func(r *rowEnv, a []any) (any, error)
-
-func init() {
-	functions = scalarFunctions
-	for name, f := range map[string]func(r *rowEnv, a []any) (any, error){
-		"regex_log_parse":           regexLogParse,
-		"fast_regex_log_parser":     regexLogParse, // Go's regexp is already linear-time
-		"variable_column_log_parse": variableColumnLogParse,
-		"fixed_column_log_parse":    fixedColumnLogParse,
-		"sys_log_parse":             sysLogParse,
-		"w3c_log_parse":             w3cLogParse,
-	} {
-		functions[name] = f
-	}
-}
-
-var scalarFunctions = map[string]func(r *rowEnv, a []any) (any, error){
-	"current_row_timestamp": func(r *rowEnv, a []any) (any, error) { return sql.Timestamp(r.e.now()), nil },
+var functions = map[string]func(r *rowEnv, a []any) (any, error){
+	"regex_log_parse":           regexLogParse,
+	"fast_regex_log_parser":     regexLogParse, // Go's regexp is already linear-time
+	"variable_column_log_parse": variableColumnLogParse,
+	"fixed_column_log_parse":    fixedColumnLogParse,
+	"sys_log_parse":             sysLogParse,
+	"w3c_log_parse":             w3cLogParse,
+	"current_row_timestamp":     func(r *rowEnv, a []any) (any, error) { return sql.Timestamp(r.e.now()), nil },
 	"tsdiff": func(r *rowEnv, a []any) (any, error) {
 		if len(a) != 2 {
 			return nil, errors.New("takes two timestamps")

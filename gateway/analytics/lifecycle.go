@@ -16,22 +16,20 @@ import (
 )
 
 func (s *Service) start(r *awsapi.Request) (any, error) {
-	var in struct {
-		ApplicationName     string
-		InputConfigurations []struct {
-			ID                                 string `json:"Id"`
-			InputStartingPositionConfiguration StartingPosition
-		}
+	var in startRequest
+	return s.withApp(r, &in, func(a *Application) (any, error) { return s.startApp(a, in) })
+}
+
+type startRequest struct {
+	appRef
+	InputConfigurations []struct {
+		ID                                 string `json:"Id"`
+		InputStartingPositionConfiguration StartingPosition
 	}
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.app(r, in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
+}
+
+// startApp is StartApplication, the service locked.
+func (s *Service) startApp(a *Application, in startRequest) (any, error) {
 	if a.Status != "READY" {
 		return nil, awsapi.Errorf(awsapi.CodeResourceInUse, "Application %s is %s, not READY.", a.ApplicationName, a.Status)
 	}
@@ -71,7 +69,7 @@ func (s *Service) start(r *awsapi.Request) (any, error) {
 }
 
 func (s *Service) stop(r *awsapi.Request) (any, error) {
-	return s.withApp(r, s.stopApp)
+	return s.withApp(r, &appRef{}, s.stopApp)
 }
 
 // stopApp is StopApplication, the service locked.
