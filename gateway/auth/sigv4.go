@@ -103,43 +103,61 @@ func (v *Verifier) check(c credential, service string, signed, now time.Time) (K
 	return k, nil
 }
 
-func (v *Verifier) verifyHeader(r *http.Request, body []byte, service, authz string) (Key, error) {
+// headerAuth is a parsed and checked Authorization header.
+type headerAuth struct {
+	fields map[string]string // Credential, Signature, SignedHeaders
+	cred   credential
+	date   string // X-Amz-Date as sent
+	signed time.Time
+	key    Key
+}
+
+// parseHeaderAuth parses an AWS4-HMAC-SHA256 Authorization header and its
+// X-Amz-Date, and checks the credential's scope, clock and key.
+func (v *Verifier) parseHeaderAuth(r *http.Request, service, authz string) (headerAuth, error) {
+	var h headerAuth
 	algo, rest, _ := strings.Cut(authz, " ")
 	if algo != "AWS4-HMAC-SHA256" {
-		return Key{}, fail(400, "IncompleteSignatureException", "Unsupported authorization algorithm %q: want AWS4-HMAC-SHA256.", algo)
+		return h, fail(400, "IncompleteSignatureException", "Unsupported authorization algorithm %q: want AWS4-HMAC-SHA256.", algo)
 	}
-	fields := map[string]string{}
+	h.fields = map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
 		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if ok {
-			fields[k] = val
+			h.fields[k] = val
 		}
 	}
 	var missing []string
 	for _, f := range []string{"Credential", "Signature", "SignedHeaders"} {
-		if fields[f] == "" {
+		if h.fields[f] == "" {
 			missing = append(missing, fmt.Sprintf("Authorization header requires '%s' parameter.", f))
 		}
 	}
-	date := r.Header.Get("X-Amz-Date")
-	if date == "" {
+	h.date = r.Header.Get("X-Amz-Date")
+	if h.date == "" {
 		missing = append(missing, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
 	if len(missing) > 0 {
-		return Key{}, fail(400, "IncompleteSignatureException", "%s Authorization=%s", strings.Join(missing, " "), authz)
+		return h, fail(400, "IncompleteSignatureException", "%s Authorization=%s", strings.Join(missing, " "), authz)
 	}
-	cred, ok := parseCredential(fields["Credential"])
-	if !ok {
-		return Key{}, fail(400, "IncompleteSignatureException", "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", fields["Credential"])
+	var ok bool
+	if h.cred, ok = parseCredential(h.fields["Credential"]); !ok {
+		return h, fail(400, "IncompleteSignatureException", "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", h.fields["Credential"])
 	}
-	signed, err := time.Parse(amzDate, date)
-	if err != nil {
-		return Key{}, fail(400, "IncompleteSignatureException", "X-Amz-Date %q is not an ISO-8601 basic date-time (yyyyMMddTHHmmssZ).", date)
+	var err error
+	if h.signed, err = time.Parse(amzDate, h.date); err != nil {
+		return h, fail(400, "IncompleteSignatureException", "X-Amz-Date %q is not an ISO-8601 basic date-time (yyyyMMddTHHmmssZ).", h.date)
 	}
-	key, err := v.check(cred, service, signed, v.Now())
+	h.key, err = v.check(h.cred, service, h.signed, v.Now())
+	return h, err
+}
+
+func (v *Verifier) verifyHeader(r *http.Request, body []byte, service, authz string) (Key, error) {
+	h, err := v.parseHeaderAuth(r, service, authz)
 	if err != nil {
 		return Key{}, err
 	}
+	fields, cred, signed, key := h.fields, h.cred, h.signed, h.key
 
 	// The payload the client signed: its declared hash must be the body's.
 	sum := sha256.Sum256(body)

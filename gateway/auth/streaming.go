@@ -43,30 +43,11 @@ func (v *Verifier) VerifyStreaming(r *http.Request, service string) (Key, io.Rea
 	if authz == "" {
 		return Key{}, nil, fail(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
 	}
-	algo, rest, _ := strings.Cut(authz, " ")
-	if algo != "AWS4-HMAC-SHA256" {
-		return Key{}, nil, fail(400, "IncompleteSignatureException", "Unsupported authorization algorithm %q: want AWS4-HMAC-SHA256.", algo)
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
-		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			fields[k] = val
-		}
-	}
-	cred, ok := parseCredential(fields["Credential"])
-	date := r.Header.Get("X-Amz-Date")
-	if !ok || fields["Signature"] == "" || fields["SignedHeaders"] == "" || date == "" {
-		return Key{}, nil, fail(400, "IncompleteSignatureException", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters and an X-Amz-Date header.")
-	}
-	signed, err := time.Parse(amzDate, date)
-	if err != nil {
-		return Key{}, nil, fail(400, "IncompleteSignatureException", "X-Amz-Date %q is not an ISO-8601 basic date-time (yyyyMMddTHHmmssZ).", date)
-	}
-	key, err := v.check(cred, service, signed, v.Now())
+	h, err := v.parseHeaderAuth(r, service, authz)
 	if err != nil {
 		return Key{}, nil, err
 	}
+	fields, cred, date, key := h.fields, h.cred, h.date, h.key
 	payload := r.Header.Get("X-Amz-Content-Sha256")
 	if payload == "" {
 		payload = emptyHash // what the KVS producer SDK signs for PutMedia
