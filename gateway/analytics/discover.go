@@ -152,11 +152,14 @@ func inferJSON(raw [][]byte) (*SourceSchema, [][]string, bool) {
 		c := cols[m]
 		schema.RecordColumns = append(schema.RecordColumns, &RecordColumn{Name: c.name, Mapping: c.mapping, SqlType: c.sqlType()})
 	}
+	paths := make([]jsonPath, len(order))
+	for i, mapping := range order {
+		paths[i], _ = parsePath(mapping) // made by flatten: always valid
+	}
 	var parsed [][]string
 	for _, m := range docs {
 		var vals []string
-		for _, mapping := range order {
-			path, _ := parsePath(mapping)
+		for _, path := range paths {
 			v := path.get(m)
 			if sql.IsUndefined(v) || v == nil {
 				vals = append(vals, "")
