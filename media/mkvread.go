@@ -220,7 +220,7 @@ func (m *mkvReader) next() (mkvEvent, error) {
 			if err != nil {
 				return mkvEvent{}, err
 			}
-			return m.block(b, b[min(len(b), 3):])
+			return m.block(b)
 		default:
 			if size == unknownSize {
 				return mkvEvent{}, fmt.Errorf("%w: element 0x%X of unknown size", errBadMKV, id)
@@ -318,7 +318,7 @@ func parseTracks(b []byte) ([]mkvTrackInfo, error) {
 
 // block decodes a (Simple)Block: track number, timecode relative to the
 // cluster, flags; laced blocks are refused (producers do not lace video).
-func (m *mkvReader) block(b []byte, _ []byte) (mkvEvent, error) {
+func (m *mkvReader) block(b []byte) (mkvEvent, error) {
 	sub := &mkvReader{r: bufio.NewReader(bytes.NewReader(b))}
 	track, err := sub.vint(false)
 	if err != nil || track <= 0 || sub.read+3 > int64(len(b)) {
@@ -351,7 +351,7 @@ func (m *mkvReader) blockGroup(b []byte) (mkvEvent, error) {
 	if err != nil || blk == nil {
 		return mkvEvent{}, fmt.Errorf("%w: a BlockGroup without a Block", errBadMKV)
 	}
-	ev, err := m.block(blk, nil)
+	ev, err := m.block(blk)
 	ev.Keyframe = !referenced
 	return ev, err
 }

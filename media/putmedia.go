@@ -93,28 +93,8 @@ type putTrack struct {
 	medi  *description.Media
 	forma format.Format
 	h264  bool
-	enc   interface {
-		encode([][]byte) ([]*rtp.Packet, error)
-	}
-}
-
-type h264Enc struct {
-	e interface {
-		Encode([][]byte) ([]*rtp.Packet, error)
-	}
-}
-
-func (h h264Enc) encode(au [][]byte) ([]*rtp.Packet, error) { return h.e.Encode(au) }
-
-type opusEnc struct {
-	e interface {
-		Encode([]byte) (*rtp.Packet, error)
-	}
-}
-
-func (o opusEnc) encode(au [][]byte) ([]*rtp.Packet, error) {
-	pkt, err := o.e.Encode(au[0])
-	return []*rtp.Packet{pkt}, err
+	// encode packetizes an access unit (its NAL units, or one audio frame).
+	encode func(au [][]byte) ([]*rtp.Packet, error)
 }
 
 // pendingCluster is a cluster not yet acknowledged PERSISTED.
@@ -272,7 +252,7 @@ func putMediaTracks(infos []mkvTrackInfo) (*description.Session, map[uint64]*put
 			if err != nil {
 				return nil, nil, err
 			}
-			t = putTrack{medi: &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}, forma: f, h264: true, enc: h264Enc{enc}}
+			t = putTrack{medi: &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}, forma: f, h264: true, encode: enc.Encode}
 			video = true
 		case ti.CodecID == "A_AAC" && !audio:
 			var conf mpeg4audio.AudioSpecificConfig
@@ -284,7 +264,7 @@ func putMediaTracks(infos []mkvTrackInfo) (*description.Session, map[uint64]*put
 			if err != nil {
 				return nil, nil, err
 			}
-			t = putTrack{medi: &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{f}}, forma: f, enc: h264Enc{enc}}
+			t = putTrack{medi: &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{f}}, forma: f, encode: enc.Encode}
 			audio = true
 		case ti.CodecID == "A_OPUS" && !audio:
 			ch := int(max(ti.Channels, 1))
@@ -293,7 +273,11 @@ func putMediaTracks(infos []mkvTrackInfo) (*description.Session, map[uint64]*put
 			if err != nil {
 				return nil, nil, err
 			}
-			t = putTrack{medi: &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{f}}, forma: f, enc: opusEnc{enc}}
+			t = putTrack{medi: &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{f}}, forma: f,
+				encode: func(au [][]byte) ([]*rtp.Packet, error) {
+					pkt, err := enc.Encode(au[0])
+					return []*rtp.Packet{pkt}, err
+				}}
 			audio = true
 		default:
 			continue
@@ -360,7 +344,7 @@ func (p *publisher) putFrame(t *putTrack, ev mkvEvent, first int64, producer tim
 		}
 		au = avcc
 	}
-	pkts, err := t.enc.encode(au)
+	pkts, err := t.encode(au)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadMKV, err)
 	}

@@ -80,7 +80,6 @@ type runner struct {
 	started       chan struct{} // closed once the inputs were read
 	startOnce     sync.Once
 	done          chan struct{}
-	err           error
 }
 
 func (r *runner) hasStarted() bool {
@@ -336,7 +335,6 @@ func (r *runner) reading(in *inputRun, shard string) bool {
 // stopWith ends the application on an error it cannot get past (an input
 // stream deleted): it goes back to READY, as a stopped one.
 func (r *runner) stopWith(err error) {
-	r.err = err
 	r.s.log.Error("analytics application stopped", "application", r.app, "err", err)
 	go r.s.ended(r)
 }
