@@ -65,8 +65,9 @@ func TestHLSPlaysInChromiumWithHLSJS(t *testing.T) {
 	}
 	// The page comes from another origin, as a web app's would.
 	page := `<!doctype html><video id="v" muted autoplay playsinline></video><script src="/hls.min.js"></script><script>
-const v = document.getElementById("v"); window.errors = [];
-const h = new Hls(); h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.type + ":" + d.details); });
+const v = document.getElementById("v"); window.errors = []; window.parts = 0;
+const h = new Hls(); h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.type + ":" + d.details + (d.error ? " (" + d.error.message + ")" : "") + (d.url ? " " + d.url : "")); });
+h.on(Hls.Events.FRAG_LOADED, (e, d) => { if (d.part) window.parts++; });
 h.loadSource(` + "`" + aws.ToString(out.HLSStreamingSessionURL) + "`" + `); h.attachMedia(v); v.play().catch(() => {});
 </script>`
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,11 +91,12 @@ h.loadSource(` + "`" + aws.ToString(out.HLSStreamingSessionURL) + "`" + `); h.at
 		Time   float64  `json:"t"`
 		Width  int      `json:"w"`
 		Errors []string `json:"e"`
+		Parts  int      `json:"p"`
 	}
 	var state playerState
 	start := -1.0
 	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		state, err = chromedp.Run(rctx, chromedp.Evaluate[playerState](`({t: v.currentTime, w: v.videoWidth, e: window.errors})`))
+		state, err = chromedp.Run(rctx, chromedp.Evaluate[playerState](`({t: v.currentTime, w: v.videoWidth, e: window.errors, p: window.parts})`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +107,11 @@ h.loadSource(` + "`" + aws.ToString(out.HLSStreamingSessionURL) + "`" + `); h.at
 			start = state.Time
 		}
 		if start >= 0 && state.Time > start+2 {
-			return // playing: the clock moved two seconds on
+			// Playing: the clock moved two seconds on, from Low-Latency HLS parts.
+			if state.Parts == 0 {
+				t.Fatal("hls.js played the LIVE session without loading a single LL-HLS part")
+			}
+			return
 		}
 	}
 	shot := filepath.Join(t.TempDir(), "page.png")

@@ -117,9 +117,9 @@ type VideoConfig struct {
 	// StreamFragmentDurations overrides FragmentDuration per stream.
 	StreamFragmentDurations map[string]time.Duration `yaml:"stream_fragment_durations"`
 	MaxFragmentBytes        ByteSize                 `yaml:"max_fragment_bytes"`
-	// LowLatencyHLS keeps a Low-Latency HLS muxer running for every live
-	// stream (parts under <data_dir>/llhls), so LIVE HLS sessions play with
-	// about a second of latency.
+	// LowLatencyHLS cuts every live stream's fragments into Low-Latency HLS
+	// parts as they are made, so LIVE HLS sessions play about a second
+	// behind and their first playlist comes with the first part.
 	LowLatencyHLS bool `yaml:"low_latency_hls"`
 	// Sources are cameras the gateway pulls (stream name -> RTSP URL).
 	Sources map[string]media.SourceConfig `yaml:"sources"`

@@ -181,19 +181,14 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 				return nil, err
 			}
 		}
-		llDir := ""
-		if cfg.Video.LowLatencyHLS {
-			llDir = filepath.Join(cfg.DataDir, "llhls")
-			os.RemoveAll(llDir) // parts of publishers before a crash
-		}
 		var rtc *media.WebRTCConfig
 		if cfg.WebRTCAddr != "" {
 			rtc = &media.WebRTCConfig{Address: cfg.WebRTCAddr, AdditionalHosts: cfg.WebRTC.AdditionalHosts, ICEServers: cfg.WebRTC.ICEServers}
 		}
 		g.media = media.NewServer(media.Config{
-			WebRTC:           rtc,
-			LowLatencyHLSDir: llDir,
-			RTSPAddress:      cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
+			WebRTC:        rtc,
+			LowLatencyHLS: cfg.Video.LowLatencyHLS,
+			RTSPAddress:   cfg.RTSPAddr, UDPRTPAddress: cfg.Video.RTSPUDPRTPAddr, UDPRTCPAddress: cfg.Video.RTSPUDPRTCPAddr,
 			RTSPSAddress: cfg.Video.RTSPSAddr, TLS: tlsConf,
 			Sink: video, Auth: mediaAuth, TakeOver: cfg.Video.TakeOver, Sources: cfg.Video.Sources,
 			Logger: log.With("component", "media"), Metrics: media.NewMetrics(g.reg),

@@ -25,6 +25,7 @@ type Fragment struct {
 	Frames        int           // samples of the leading track (video frames)
 
 	completed time.Time // when the packet that completed the fragment arrived
+	seq       uint32    // the fragment's number in its publisher session (its LL-HLS media sequence number)
 	raw       []byte    // Init and Media, contiguous, when the fragmenter made them
 }
 

@@ -39,6 +39,8 @@ type Fragmenter struct {
 	discontinuity bool
 	seq           uint32
 	init          []byte    // current init segment; nil when parameters changed
+	initID        int       // counts init segments
+	hls           *LLHLS    // Low-Latency HLS parts of the open fragment; nil: off
 	now           time.Time // arrival of the access unit being written
 	leaderPTS     int64     // presentation time of the leader's newest sample
 }
@@ -53,6 +55,10 @@ type fragTrack struct {
 	lastDur int64
 	base    int64 // DTS of the first sample in the open fragment
 	samples []*fmp4.Sample
+	// The open LL-HLS part starts at samples[partFrom], decoded at partBase
+	// (base when partFrom is 0).
+	partFrom int
+	partBase int64
 }
 
 // timeOffset keeps fMP4 decode times positive: the first B-frames of a
@@ -112,32 +118,6 @@ func (f *Fragmenter) gop(i int) [][]byte {
 	return nil
 }
 
-// openSample is a sample of the open fragment with its times.
-type openSample struct {
-	track   int
-	dts     int64 // in the track's clock
-	pts     int64
-	payload []byte // as stored: AVCC for H.264/H.265, raw for audio
-}
-
-// openSamples returns every sample of the open fragment (and the samples
-// held back for their duration), in decode order per track; a muxer that
-// starts mid-fragment is fed them so it starts at the fragment's keyframe.
-func (f *Fragmenter) openSamples() []openSample {
-	var out []openSample
-	for i, ft := range f.tracks {
-		dts := ft.base
-		for _, s := range ft.samples {
-			out = append(out, openSample{track: i, dts: dts, pts: dts + int64(s.PTSOffset), payload: s.Payload})
-			dts += int64(s.Duration)
-		}
-		if ft.held != nil {
-			out = append(out, openSample{track: i, dts: ft.heldDTS, pts: ft.heldDTS + int64(ft.held.PTSOffset), payload: ft.held.Payload})
-		}
-	}
-	return out
-}
-
 // errNoTrack is returned for a track index the fragmenter does not have.
 var errNoTrack = errors.New("no such track")
 
@@ -187,12 +167,73 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 			if ntp.IsZero() {
 				f.producer = arrival
 			}
+			if f.hls != nil {
+				f.hls.open(uint64(f.seq)+1, f.init, f.initID, f.discontinuity, f.server)
+			}
 		}
 	} else if !f.started {
 		return nil // nothing before the leader's first keyframe
 	}
 	ft.push(s)
+	if f.hls != nil && ft == f.leader {
+		f.partIfDue()
+	}
 	return nil
+}
+
+// partIfDue ends the open LL-HLS part once the leading track's samples in
+// it reach partTarget, give or take half a frame (so 25 and 30 fps parts
+// are whole frames of exactly 200 ms).
+func (f *Fragmenter) partIfDue() {
+	ft := f.leader
+	samples := ft.samples[ft.partFrom:]
+	if len(samples) == 0 {
+		return
+	}
+	var ticks int64
+	for _, s := range samples {
+		ticks += int64(s.Duration)
+	}
+	if f.duration(ticks+int64(samples[len(samples)-1].Duration)/2) >= partTarget {
+		f.cutPart()
+	}
+}
+
+// cutPart hands every track's samples since the last part to the LL-HLS
+// state as a part, with the decode times the fragment will have.
+func (f *Fragmenter) cutPart() {
+	var tracks []*fmp4.PartTrack
+	var d, longest time.Duration
+	independent := false
+	for _, ft := range f.tracks {
+		samples := ft.samples[ft.partFrom:]
+		if len(samples) == 0 {
+			continue
+		}
+		base := ft.partBase
+		if ft.partFrom == 0 {
+			base = ft.base
+		}
+		var ticks int64
+		for _, s := range samples {
+			ticks += int64(s.Duration)
+		}
+		clock := int64(ft.ct.clockRate())
+		tracks = append(tracks, &fmp4.PartTrack{ID: ft.id, BaseTime: uint64(base + timeOffset*clock), Samples: samples[:len(samples):len(samples)]})
+		td := time.Duration(ticks) * time.Second / time.Duration(clock)
+		if ft == f.leader {
+			d, independent = td, !samples[0].IsNonSyncSample
+		}
+		longest = max(longest, td)
+		ft.partFrom, ft.partBase = len(ft.samples), base+ticks
+	}
+	if len(tracks) == 0 {
+		return
+	}
+	if d == 0 {
+		d = longest // (a part of other tracks only: the leader's change cut the fragment)
+	}
+	f.hls.addPart(tracks, d, independent)
 }
 
 func (f *Fragmenter) duration(ticks int64) time.Duration {
@@ -300,6 +341,7 @@ func (f *Fragmenter) makeInit() error {
 		return err
 	}
 	f.init = buf.Bytes()
+	f.initID++
 	return nil
 }
 
@@ -307,6 +349,10 @@ func (f *Fragmenter) makeInit() error {
 func (f *Fragmenter) flush(d time.Duration) error {
 	f.open = false
 	f.seq++
+	if f.hls != nil {
+		f.cutPart()
+		f.hls.complete(d)
+	}
 	part := fmp4.Part{SequenceNumber: f.seq}
 	n, frames := 0, len(f.leader.samples)
 	keyframe := true
@@ -321,7 +367,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 			ID: ft.id, BaseTime: uint64(ft.base + timeOffset*int64(ft.ct.clockRate())), Samples: ft.samples,
 		})
 		n += len(ft.samples)
-		ft.samples = nil
+		ft.samples, ft.partFrom = nil, 0
 	}
 	if n == 0 {
 		return nil
@@ -348,7 +394,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	b := buf.Bytes()
 	frag := &Fragment{
 		Init: b[:len(f.init):len(f.init)], Media: b[len(f.init):], raw: b, Producer: f.producer, Server: f.server, Duration: d,
-		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now,
+		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now, seq: f.seq,
 	}
 	f.discontinuity = false
 	return f.emit(frag)

@@ -1,51 +1,228 @@
 package media
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 )
 
-// The low-latency muxer, fed H.264 keyframes without in-band parameters (as
-// RTP delivers them) and AAC, serves a multivariant playlist.
-func TestLowLatencyHLSServesParts(t *testing.T) {
-	ct := &h264Track{sps: testSPS, pps: testPPS}
-	at := &aacTrack{config: mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelCount: 1}}
-	l := newLowLatency([]codecTrack{ct, at}, t.TempDir(), quietLogger())
-	if l == nil {
-		t.Fatal("no muxer")
-	}
-	defer l.close()
-	start := time.Now()
-	for i := range 200 {
-		nalu := make([]byte, 2000)
-		nalu[0] = 0x41
-		au := [][]byte{nalu}
-		if i%25 == 0 {
-			nalu[0] = 0x65
-			au = [][]byte{nalu}
+// llFeed drives a fragmenter with LL-HLS on: 25 fps video (keyframe every
+// 50 frames, 2 s target) and 48 kHz audio in 1024-sample frames, written in
+// time order.
+type llFeed struct {
+	f      *Fragmenter
+	c      collected
+	hls    *LLHLS
+	video  int // frames written
+	audio  int
+	origin time.Time
+}
+
+func newLLFeed() *llFeed {
+	l := &llFeed{origin: time.Now()}
+	l.f = newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}}, 2*time.Second, 0, l.c.emit)
+	l.hls = newLLHLS(l.f.target)
+	l.f.hls = l.hls
+	return l
+}
+
+// until writes frames up to media time t.
+func (l *llFeed) until(t *testing.T, d time.Duration) {
+	t.Helper()
+	for {
+		vt := time.Duration(l.video) * 40 * time.Millisecond
+		at := time.Duration(l.audio) * time.Second * 1024 / 48000
+		if vt >= d && at >= d {
+			return
 		}
-		l.write(0, ct, start.Add(time.Duration(i)*40*time.Millisecond), int64(i*3600), au)
-		for k := range 2 {
-			a := i*2 + k
-			l.write(1, at, start.Add(time.Duration(a)*20*time.Millisecond), int64(a*960), [][]byte{{0x21, 0x10, 0x04}})
+		var err error
+		if vt <= at {
+			key := byte(0)
+			if l.video%50 == 0 {
+				key = 1
+			}
+			err = l.f.Write(0, int64(l.video*3600), time.Time{}, l.origin.Add(vt), [][]byte{{key}})
+			l.video++
+		} else {
+			err = l.f.Write(1, int64(l.audio*1024), time.Time{}, l.origin.Add(at), [][]byte{{0}})
+			l.audio++
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	done := make(chan string, 1)
-	go func() {
-		w := httptest.NewRecorder()
-		l.Handle(w, httptest.NewRequest("GET", "/index.m3u8", nil))
-		done <- w.Body.String()
-	}()
+}
+
+// get serves one request of the LL-HLS state.
+func (l *llFeed) get(file, query string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/"+file+"?"+query, nil)
+	l.hls.Serve(w, r, file, LLView{ServeSegment: func(w http.ResponseWriter, _ *http.Request, n string) { w.Write([]byte("stored " + n)) }, Segments: 5})
+	return w
+}
+
+// Parts follow the part target, start segments with a keyframe, and add up
+// to exactly the fragment that is stored: the same samples with the same
+// decode times.
+func TestLLHLSPartsAddUpToFragments(t *testing.T) {
+	l := newLLFeed()
+	l.until(t, 6100*time.Millisecond)
+	if len(l.c.frags) != 3 {
+		t.Fatalf("%d fragments, want 3", len(l.c.frags))
+	}
+	l.hls.mu.Lock()
+	defer l.hls.mu.Unlock()
+	if len(l.hls.segs) != 4 || l.hls.segs[3].complete {
+		t.Fatalf("%d segments, the last complete: %v", len(l.hls.segs), l.hls.segs[len(l.hls.segs)-1].complete)
+	}
+	for i, frag := range l.c.frags {
+		seg := l.hls.segs[i]
+		if seg.msn != uint64(i+1) || !seg.complete || seg.duration != frag.Duration {
+			t.Fatalf("segment %d: msn %d, complete %v, %v (fragment %v)", i, seg.msn, seg.complete, seg.duration, frag.Duration)
+		}
+		// Nobody watched: the parts of completed segments are dropped.
+		if seg.parts != nil {
+			t.Fatalf("segment %d keeps %d parts unwatched", i, len(seg.parts))
+		}
+	}
+	open := l.hls.segs[3]
+	if len(open.parts) != 0 && !open.parts[0].independent {
+		t.Fatal("the open segment's first part is not independent")
+	}
+
+	// Watched: completed segments keep their parts, which add up to the fragment.
+	l.hls.watched = time.Now()
+	l.hls.mu.Unlock()
+	l.until(t, 8100*time.Millisecond)
+	l.hls.mu.Lock()
+	frag := l.c.frags[3]
+	seg := l.hls.segment(4)
+	if seg == nil || !seg.complete || len(seg.parts) != 10 {
+		t.Fatalf("segment 4: %+v", seg)
+	}
+	want := parse(t, frag)
+	got := map[int][]*fmp4.Sample{}
+	next := map[int]uint64{}
+	var sum time.Duration
+	for i, p := range seg.parts {
+		if p.independent != (i == 0) {
+			t.Errorf("part %d independent: %v", i, p.independent)
+		}
+		if p.duration > partTarget {
+			t.Errorf("part %d lasts %v, over the part target", i, p.duration)
+		}
+		sum += p.duration
+		for _, pt := range p.tracks {
+			if b, ok := next[pt.ID]; ok && b != pt.BaseTime {
+				t.Errorf("part %d track %d starts at %d, want %d", i, pt.ID, pt.BaseTime, b)
+			} else if !ok && pt.BaseTime != want[pt.ID].BaseTime {
+				t.Errorf("track %d's first part starts at %d, the fragment at %d", pt.ID, pt.BaseTime, want[pt.ID].BaseTime)
+			}
+			for _, s := range pt.Samples {
+				next[pt.ID] = pt.BaseTime + uint64(s.Duration)
+				pt.BaseTime += uint64(s.Duration)
+			}
+			got[pt.ID] = append(got[pt.ID], pt.Samples...)
+		}
+	}
+	if sum != frag.Duration {
+		t.Errorf("parts add up to %v, the fragment lasts %v", sum, frag.Duration)
+	}
+	for id, pt := range want {
+		if len(got[id]) != len(pt.Samples) {
+			t.Fatalf("track %d: parts hold %d samples, the fragment %d", id, len(got[id]), len(pt.Samples))
+		}
+		for k, s := range pt.Samples {
+			g := got[id][k]
+			if g.Duration != s.Duration || g.IsNonSyncSample != s.IsNonSyncSample || string(g.Payload) != string(s.Payload) {
+				t.Fatalf("track %d sample %d differs: %+v vs %+v", id, k, g, s)
+			}
+		}
+	}
+}
+
+// The playlist lists parts before the first fragment is complete, blocking
+// reloads wait for the part they name, and parts, inits and stored segments
+// are served.
+func TestLLHLSServesPlaylistsBeforeTheFirstSegment(t *testing.T) {
+	l := newLLFeed()
+	l.until(t, 250*time.Millisecond)
+	w := l.get("stream.m3u8", "")
+	body := w.Body.String()
+	if w.Code != 200 || !strings.Contains(body, `#EXT-X-PART:DURATION=0.20000,URI="part.mp4?msn=1&part=0",INDEPENDENT=YES`) ||
+		!strings.Contains(body, `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part.mp4?msn=1&part=1"`) ||
+		!strings.Contains(body, "#EXT-X-TARGETDURATION:2\n") || !strings.Contains(body, `#EXT-X-MAP:URI="init.mp4?v=1"`) {
+		t.Fatalf("first playlist (%d):\n%s", w.Code, body)
+	}
+	if w := l.get("index.m3u8", ""); w.Code != 200 || !strings.Contains(w.Body.String(), "\nstream.m3u8\n") {
+		t.Fatalf("multivariant playlist (%d):\n%s", w.Code, w.Body)
+	}
+	if w := l.get("init.mp4", "v=1"); w.Code != 200 || !hasBox(w.Body.Bytes(), "ftyp") {
+		t.Fatalf("init: %d", w.Code)
+	}
+	var parts fmp4.Parts
+	if w := l.get("part.mp4", "msn=1&part=0"); w.Code != 200 || parts.Unmarshal(w.Body.Bytes()) != nil || len(parts) != 1 || len(parts[0].Tracks) != 2 {
+		t.Fatalf("part: %d, %d parts", w.Code, len(parts))
+	}
+
+	// A blocking reload and a preload-hinted part wait for the next part.
+	type answer struct {
+		code int
+		body string
+	}
+	reload, hinted := make(chan answer, 1), make(chan answer, 1)
+	go func() { w := l.get("stream.m3u8", "_HLS_msn=1&_HLS_part=1"); reload <- answer{w.Code, w.Body.String()} }()
+	go func() { w := l.get("part.mp4", "msn=1&part=1"); hinted <- answer{w.Code, w.Body.String()} }()
+	time.Sleep(50 * time.Millisecond)
 	select {
-	case body := <-done:
-		if !strings.Contains(body, "#EXT-X-STREAM-INF") {
-			t.Fatalf("multivariant playlist:\n%s", body)
+	case a := <-reload:
+		t.Fatalf("blocking reload answered before its part existed: %d\n%s", a.code, a.body)
+	case <-hinted:
+		t.Fatal("the hinted part was served before it existed")
+	default:
+	}
+	l.until(t, 450*time.Millisecond)
+	if a := <-reload; a.code != 200 || !strings.Contains(a.body, `part.mp4?msn=1&part=1"`) || strings.Contains(a.body, `part.mp4?msn=1&part=1",INDEPENDENT`) {
+		t.Fatalf("blocking reload: %d\n%s", a.code, a.body)
+	}
+	if a := <-hinted; a.code != 200 {
+		t.Fatalf("hinted part: %d %s", a.code, a.body)
+	}
+
+	// Beyond the live edge: 400; after the first fragment: a segment, served
+	// from the store once it has it.
+	if w := l.get("stream.m3u8", "_HLS_msn=9"); w.Code != http.StatusBadRequest {
+		t.Fatalf("a reload far ahead: %d", w.Code)
+	}
+	l.until(t, 2300*time.Millisecond)
+	body = l.get("stream.m3u8", "").Body.String()
+	if !regexp.MustCompile(`#EXTINF:2\.00000,\nsegment\.mp4\?msn=1\n`).MatchString(body) || !strings.Contains(body, `part.mp4?msn=2&part=0",INDEPENDENT=YES`) {
+		t.Fatalf("playlist after the first segment:\n%s", body)
+	}
+	stored := make(chan *httptest.ResponseRecorder, 1)
+	go func() { stored <- l.get("segment.mp4", "msn=1") }()
+	time.Sleep(20 * time.Millisecond)
+	l.hls.stored(1, "91343852333181432392682062581425458216781208135612710914")
+	if w := <-stored; w.Code != 200 || w.Body.String() != "stored 91343852333181432392682062581425458216781208135612710914" {
+		t.Fatalf("segment: %d %s", w.Code, w.Body)
+	}
+	for _, bad := range []string{"part=x&msn=1", "msn=1"} {
+		if w := l.get("part.mp4", bad); w.Code != http.StatusBadRequest {
+			t.Errorf("part.mp4?%s: %d", bad, w.Code)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no playlist after 8 s of video")
+	}
+
+	// The session ends: waiting requests return.
+	gone := make(chan int, 1)
+	go func() { gone <- l.get("stream.m3u8", "_HLS_msn=3").Code }()
+	time.Sleep(20 * time.Millisecond)
+	l.hls.close()
+	if code := <-gone; code != http.StatusNotFound {
+		t.Fatalf("a reload waiting when the session ended: %d", code)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 )
 
@@ -58,13 +55,8 @@ type publisher struct {
 	closed bool
 	failed atomic.Value // error from the sink: the session must end
 	onFail func()       // ends the session after a store failure
-	// ll is the Low-Latency HLS muxer, started when a LIVE player asks for it
-	// (it costs a third of a camera's CPU and half its memory) and stopped
-	// after llIdle without requests; nil meanwhile. Under mu.
-	ll    *lowLatency
-	llDir string // where the muxer keeps its parts; "" when LL-HLS is off
-	cts   []codecTrack
-	rtc   *rtcFeed // WebRTC viewers
+	hls    *LLHLS       // the fragmenter's Low-Latency HLS parts; nil when LL-HLS is off
+	rtc    *rtcFeed     // WebRTC viewers
 	// requestKeyframe asks the source for a keyframe (WebRTC publishers);
 	// nil when it cannot be asked (RTSP).
 	requestKeyframe func()
@@ -75,7 +67,7 @@ type publisher struct {
 
 // newPublisher builds a publisher for a session description. Tracks of
 // unsupported codecs are logged and skipped; with none left it fails.
-func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, llDir string, m *Metrics, log *slog.Logger) (*publisher, error) {
+func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, lowLatency bool, m *Metrics, log *slog.Logger) (*publisher, error) {
 	p := &publisher{live: l, tracks: map[format.Format]int{}, out: out, queue: make(chan *Fragment, writeQueue), done: make(chan struct{}), log: log, m: m}
 	var cts []codecTrack
 	for _, medi := range desc.Medias {
@@ -95,7 +87,10 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 	}
 	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
 	p.rtc = newRTCFeed(cts, m)
-	p.llDir, p.cts = llDir, cts
+	if lowLatency {
+		p.hls = newLLHLS(p.frag.target)
+		p.frag.hls = p.hls
+	}
 	go p.writer()
 	return p, nil
 }
@@ -131,9 +126,6 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 		return
 	}
 	for _, au := range aus {
-		if p.ll != nil {
-			p.ll.write(i, ct, at, pts, au)
-		}
 		if err := p.frag.Write(i, pts, ntp, arrival, au); err != nil {
 			if errors.Is(err, errStoreFailed) {
 				return
@@ -194,7 +186,6 @@ func (p *publisher) joinRTC(v *rtcViewer) ([]*rtp.Packet, bool) {
 // enqueue hands a completed fragment to the writer, blocking while the queue
 // is full (the store is slower than the camera).
 func (p *publisher) enqueue(f *Fragment) error {
-	p.stopIdleLowLatency()
 	if err, _ := p.failed.Load().(error); err != nil {
 		return errStoreFailed
 	}
@@ -227,6 +218,9 @@ func (p *publisher) writer() {
 			}
 			continue
 		}
+		if p.hls != nil {
+			p.hls.stored(uint64(f.seq), num)
+		}
 		p.m.fragments.Inc()
 		p.m.frames.Add(float64(f.Frames))
 		p.m.fragmentBytes.Add(float64(len(f.Init) + len(f.Media)))
@@ -240,69 +234,15 @@ func (p *publisher) writer() {
 	}
 }
 
-// llIdle is how long a Low-Latency HLS muxer runs without requests.
-const llIdle = 2 * time.Minute
-
-// lowLatency returns the stream's Low-Latency HLS handler, starting the
-// muxer on first use; nil when LL-HLS is off, the publisher has ended, or
-// the codec parameters are not known yet. The muxer begins at the next
-// keyframe; its playlists wait for their first segment.
-func (p *publisher) lowLatency() http.Handler {
+// lowLatency returns the session's Low-Latency HLS state; nil when LL-HLS
+// is off or the session has ended.
+func (p *publisher) lowLatency() *LLHLS {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.llDir == "" {
+	if p.closed {
 		return nil
 	}
-	if p.ll == nil {
-		p.ll = newLowLatency(p.cts, fmt.Sprintf("%s-%d", p.llDir, time.Now().UnixNano()), p.log)
-		if p.ll == nil {
-			return nil
-		}
-		p.prefillLowLatency()
-		p.log.Info("low-latency HLS started", "stream", p.live.name)
-	}
-	p.ll.used.Store(time.Now().UnixNano())
-	return http.HandlerFunc(p.ll.Handle)
-}
-
-// prefillLowLatency feeds a new muxer the open fragment (which starts at a
-// keyframe), interleaved by time, so its first segment completes at the
-// next keyframe instead of a whole GOP later. Wall-clock times are derived
-// from the newest leading sample, which arrived just now.
-func (p *publisher) prefillLowLatency() {
-	samples := p.frag.openSamples()
-	if len(samples) == 0 || p.frag.leader == nil {
-		return
-	}
-	seconds := func(s openSample) float64 { return float64(s.pts) / float64(p.cts[s.track].clockRate()) }
-	sort.SliceStable(samples, func(a, b int) bool {
-		return float64(samples[a].dts)/float64(p.cts[samples[a].track].clockRate()) < float64(samples[b].dts)/float64(p.cts[samples[b].track].clockRate())
-	})
-	newest := float64(p.frag.leaderPTS) / float64(p.frag.leader.ct.clockRate())
-	now := time.Now()
-	for _, s := range samples {
-		ct := p.cts[s.track]
-		au := [][]byte{s.payload}
-		if ct.isVideo() {
-			var avcc h264.AVCC
-			if avcc.Unmarshal(s.payload) != nil {
-				continue
-			}
-			au = avcc
-		}
-		at := now.Add(-time.Duration((newest - seconds(s)) * float64(time.Second)))
-		p.ll.write(s.track, ct, at, s.pts, au)
-	}
-}
-
-// stopIdleLowLatency stops a muxer nobody asked for in llIdle. The caller
-// holds p.mu (it runs as each fragment completes).
-func (p *publisher) stopIdleLowLatency() {
-	if p.ll != nil && time.Since(time.Unix(0, p.ll.used.Load())) > llIdle {
-		p.ll.close()
-		p.ll = nil
-		p.log.Info("low-latency HLS stopped: no player for a while", "stream", p.live.name)
-	}
+	return p.hls
 }
 
 // close ends the session: the open fragment is emitted and everything
@@ -316,14 +256,13 @@ func (p *publisher) close() error {
 	}
 	p.closed = true
 	p.rtc.close()
-	if p.ll != nil {
-		p.ll.close()
-		p.ll = nil
-	}
 	err := p.frag.Close()
 	close(p.queue)
 	p.mu.Unlock()
 	<-p.done
+	if p.hls != nil {
+		p.hls.close()
+	}
 	if ferr, _ := p.failed.Load().(error); ferr != nil {
 		return fmt.Errorf("storing fragments: %w", ferr)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +31,10 @@ type Config struct {
 	Sink         Sink
 	Auth         Authenticator // nil allows everyone
 	TakeOver     bool          // a new publisher replaces a busy stream's publisher instead of being refused
-	// LowLatencyHLSDir, when set, turns on a Low-Latency HLS muxer for every
-	// publisher, keeping its parts and segments under this directory.
-	LowLatencyHLSDir string
-	Sources          map[string]SourceConfig
+	// LowLatencyHLS cuts every publisher's fragments into Low-Latency HLS
+	// parts as they are made (see LLHLS).
+	LowLatencyHLS bool
+	Sources       map[string]SourceConfig
 	// WebRTC, when set, serves WHIP and WHEP (see WebRTCHandler).
 	WebRTC  *WebRTCConfig
 	Logger  *slog.Logger
@@ -222,10 +221,9 @@ func (s *Server) IsLive(stream string) bool {
 // has one, and the configuration does not let a new one take over.
 func (s *Server) Busy(stream string) bool { return !s.cfg.TakeOver && s.IsLive(stream) }
 
-// LowLatencyHLS returns the handler of a live stream's Low-Latency HLS
-// muxer (its playlists, parts and segments by file name), starting the
-// muxer if it is not running, or nil.
-func (s *Server) LowLatencyHLS(stream string) http.Handler {
+// LowLatencyHLS returns the Low-Latency HLS state of a live stream's
+// publisher, or nil.
+func (s *Server) LowLatencyHLS(stream string) *LLHLS {
 	s.mu.Lock()
 	l := s.lives[stream]
 	s.mu.Unlock()
@@ -266,11 +264,7 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 		}
 		l.streams = append(l.streams, st)
 	}
-	llDir := ""
-	if s.cfg.LowLatencyHLSDir != "" {
-		llDir = filepath.Join(s.cfg.LowLatencyHLSDir, name)
-	}
-	p, err := newPublisher(l, desc, settings, l.streams, llDir, s.m, s.log)
+	p, err := newPublisher(l, desc, settings, l.streams, s.cfg.LowLatencyHLS, s.m, s.log)
 	if err != nil {
 		l.closeStreams()
 		return nil, err

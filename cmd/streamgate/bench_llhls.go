@@ -109,7 +109,6 @@ func benchLLHLSCmd(args []string) error {
 	}
 	master, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	firstPlaylist := time.Since(publishStart)
 	line := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(master)
 	if line == nil {
 		return fmt.Errorf("no variant in the LIVE master playlist:\n%s", master)
@@ -119,6 +118,15 @@ func benchLLHLSCmd(args []string) error {
 		return err
 	}
 	partRE := regexp.MustCompile(`#EXT-X-PART:[^\n]*URI="([^"]+)"[^\n]*INDEPENDENT=YES`)
+	// The first playlist counts once it lists something to play.
+	var firstPlaylist time.Duration
+	for deadline := time.Now().Add(20 * time.Second); firstPlaylist == 0; time.Sleep(10 * time.Millisecond) {
+		if body, err := get(media); err == nil && bytes.Contains(body, []byte("#EXT-X-PART:")) {
+			firstPlaylist = time.Since(publishStart)
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("no LL-HLS playlist with a part: %v", err)
+		}
+	}
 	seen := map[string]bool{}
 	var lat []time.Duration
 	end := time.Now().Add(*duration)
@@ -150,7 +158,7 @@ func benchLLHLSCmd(args []string) error {
 		first = false
 	}
 	fmt.Printf("LL-HLS, 25 fps H.264, keyframe every %d frames: keyframe sent -> its independent part in the playlist: %s\n", *gop, percentiles(lat))
-	fmt.Printf("  publish -> first LIVE master playlist served: %.0f ms (it waits for the first complete segment: one GOP after the first keyframe)\n", float64(firstPlaylist.Milliseconds()))
+	fmt.Printf("  publish -> first LIVE media playlist with a part: %.0f ms (session URL, master playlist, media playlist)\n", float64(firstPlaylist.Milliseconds()))
 	return nil
 }
 
@@ -168,7 +176,7 @@ func get(u *url.URL) ([]byte, error) {
 }
 
 // benchLiveArchive measures LIVE HLS (MPEG-TS, served from the fragment
-// index rather than the low-latency muxer) or LIVE DASH: the playlist or
+// index rather than the Low-Latency HLS parts) or LIVE DASH: the playlist or
 // manifest is polled every 100 ms, and each new segment (a fragment: one
 // GOP, from a keyframe to the next) is timed against the sending of its
 // first and of its last frame. A player adds its own buffer on top.

@@ -48,8 +48,8 @@ type Options struct {
 type LiveState interface {
 	IsLive(stream string) bool
 	SourceStates() map[string]media.SourceState
-	// LowLatencyHLS serves a live stream's LL-HLS muxer by file name (nil: none).
-	LowLatencyHLS(stream string) http.Handler
+	// LowLatencyHLS returns a live stream's Low-Latency HLS parts (nil: none).
+	LowLatencyHLS(stream string) *media.LLHLS
 }
 
 // API serves Kinesis Video Streams.

@@ -133,8 +133,8 @@ func (a *API) sessionFrom(r *awsapi.Request, ref streamRef, mode string, sel *hl
 		return session{}, a.storeError(s.Stream, err)
 	}
 	if !found && !(mode == "LIVE" && a.live != nil && a.live.LowLatencyHLS(s.Stream) != nil) {
-		// (A LIVE session of a stream whose publisher just started plays from
-		// its low-latency muxer, which has content before the first fragment is stored.)
+		// (A LIVE session of a stream whose publisher just started plays its
+		// Low-Latency HLS parts, which exist before the first fragment is stored.)
 		return session{}, notFound("No fragments found in the stream for the streaming request.")
 	}
 	return s, nil
@@ -192,14 +192,15 @@ func (a *API) HLSHandler() http.Handler {
 	})
 }
 
-// lowLatency serves a LIVE session from the stream's Low-Latency HLS muxer.
-// The token is a path element here, so the muxer's relative URLs (playlists,
-// parts, segments, with their blocking-reload queries) all carry it.
+// lowLatency serves a LIVE session from the publisher's Low-Latency HLS
+// parts. The token is a path element here, so the relative URLs of the
+// playlists (parts, init segments, with their blocking-reload queries) all
+// carry it; stored segments are the archive's fragment URLs.
 func (a *API) lowLatency(w http.ResponseWriter, r *http.Request, rest string) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	token, file, _ := strings.Cut(rest, "/")
 	s, err := a.openSession(token)
-	var h http.Handler
+	var h *media.LLHLS
 	if err == nil {
 		if a.live != nil {
 			h = a.live.LowLatencyHLS(s.Stream)
@@ -214,9 +215,18 @@ func (a *API) lowLatency(w http.ResponseWriter, r *http.Request, rest string) {
 		awsapi.WriteError(w, r, ae)
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = "/" + file
-	h.ServeHTTP(w, r2)
+	h.Serve(w, r, file, media.LLView{
+		ServeSegment: func(w http.ResponseWriter, r *http.Request, number string) {
+			if err := a.writeFragment(w, r, s, number, false); err != nil {
+				var ae *awsapi.Error
+				if !errors.As(err, &ae) {
+					ae = &awsapi.Error{Code: "ClientLimitExceededException", Message: "The fragment could not be read.", Status: http.StatusInternalServerError}
+				}
+				awsapi.WriteError(w, r, ae)
+			}
+		},
+		Segments: s.Max, DateTimes: s.Display,
+	})
 }
 
 // playbackHandler serves session-token URLs under prefix: GET (or HEAD)
@@ -373,10 +383,10 @@ func writePlaylist(w http.ResponseWriter, body string) {
 	w.Write([]byte(body))
 }
 
-// sessionFragment reads the fragment a playback request names and returns
-// its init segment and moof+mdat.
-func (a *API) sessionFragment(r *http.Request, s session) (init, body []byte, err error) {
-	seq, err := parseFragmentNumber(r.URL.Query().Get("FragmentNumber"))
+// sessionFragment reads a fragment of the session's stream by number and
+// returns its init segment and moof+mdat.
+func (a *API) sessionFragment(number string, s session) (init, body []byte, err error) {
+	seq, err := parseFragmentNumber(number)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -389,7 +399,7 @@ func (a *API) sessionFragment(r *http.Request, s session) (init, body []byte, er
 
 // tsFragment serves a fragment as an MPEG-TS segment.
 func (a *API) tsFragment(w http.ResponseWriter, r *http.Request, s session) error {
-	init, body, err := a.sessionFragment(r, s)
+	init, body, err := a.sessionFragment(r.URL.Query().Get("FragmentNumber"), s)
 	if err != nil {
 		return err
 	}
@@ -406,9 +416,15 @@ func (a *API) tsFragment(w http.ResponseWriter, r *http.Request, s session) erro
 	return nil
 }
 
-// fragmentPart serves a fragment's init segment or its moof+mdat.
+// fragmentPart serves the init segment or the moof+mdat of the fragment
+// the request names.
 func (a *API) fragmentPart(w http.ResponseWriter, r *http.Request, s session, init bool) error {
-	in, body, err := a.sessionFragment(r, s)
+	return a.writeFragment(w, r, s, r.URL.Query().Get("FragmentNumber"), init)
+}
+
+// writeFragment serves a fragment's init segment or its moof+mdat.
+func (a *API) writeFragment(w http.ResponseWriter, r *http.Request, s session, number string, init bool) error {
+	in, body, err := a.sessionFragment(number, s)
 	if err != nil {
 		return err
 	}
