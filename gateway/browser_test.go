@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 const hlsJS = "../bin/.hlsjs/node_modules/hls.js/dist/hls.min.js"
 
 // browser starts headless Chromium (Debian's) for a test, with extra flags.
-func browser(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Context {
+func browser(t testing.TB, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -45,14 +46,11 @@ func browser(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Contex
 func TestHLSPlaysInChromiumWithHLSJS(t *testing.T) {
 	t.Parallel()
 	mediatest.Need(t, "ffmpeg")
-	js, err := os.ReadFile(hlsJS)
-	if err != nil {
-		t.Fatalf("hls.js is not installed (%v): run `make test`, which installs it", err)
-	}
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	mediatest.PublishLoop(t, mediatest.Clip(t, "h264", 4), s.rtspURL("web"))
 	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
+	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
 			StreamName: aws.String("web"), PlaybackMode: amtypes.HLSPlaybackModeLive, DiscontinuityMode: amtypes.HLSDiscontinuityModeOnDiscontinuity})
@@ -63,30 +61,7 @@ func TestHLSPlaysInChromiumWithHLSJS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The page comes from another origin, as a web app's would.
-	page := `<!doctype html><video id="v" muted autoplay playsinline></video><script src="/hls.min.js"></script><script>
-const v = document.getElementById("v"); window.errors = []; window.parts = 0;
-const h = new Hls(); h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.type + ":" + d.details + (d.error ? " (" + d.error.message + ")" : "") + (d.url ? " " + d.url : "")); });
-h.on(Hls.Events.FRAG_LOADED, (e, d) => { if (d.part) window.parts++; });
-h.loadSource(` + "`" + aws.ToString(out.HLSStreamingSessionURL) + "`" + `); h.attachMedia(v); v.play().catch(() => {});
-</script>`
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hls.min.js" {
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(js)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html")
-		w.Write([]byte(page))
-	}))
-	defer site.Close()
-
-	bctx := browser(t)
-	rctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(rctx, chromedp.Navigate(site.URL)); err != nil {
-		t.Fatal(err)
-	}
+	rctx := hlsPlayer(t, aws.ToString(out.HLSStreamingSessionURL), 60*time.Second)
 	type playerState struct {
 		Time   float64  `json:"t"`
 		Width  int      `json:"w"`
@@ -118,4 +93,100 @@ h.loadSource(` + "`" + aws.ToString(out.HLSStreamingSessionURL) + "`" + `); h.at
 	png, _ := chromedp.Run(rctx, chromedp.CaptureScreenshot())
 	os.WriteFile(shot, png, 0o644)
 	t.Fatalf("video did not play: currentTime %.2f, videoWidth %d (screenshot %s)", state.Time, state.Width, shot)
+}
+
+// hlsPlayer opens a page (on another origin, as a web app's would be) that
+// plays url with hls.js in headless Chromium. The page keeps the player in
+// window.h, its fatal errors in window.errors and counts the LL-HLS parts
+// it loads in window.parts.
+func hlsPlayer(t testing.TB, url string, timeout time.Duration) context.Context {
+	t.Helper()
+	js, err := os.ReadFile(hlsJS)
+	if err != nil {
+		t.Fatalf("hls.js is not installed (%v): run `make test`, which installs it", err)
+	}
+	page := `<!doctype html><video id="v" muted autoplay playsinline></video><script src="/hls.min.js"></script><script>
+const v = document.getElementById("v"); window.errors = []; window.parts = 0;
+const h = new Hls(); window.h = h;
+h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.type + ":" + d.details + (d.error ? " (" + d.error.message + ")" : "") + (d.url ? " " + d.url : "")); });
+h.on(Hls.Events.FRAG_LOADED, (e, d) => { if (d.part) window.parts++; });
+h.loadSource(` + "`" + url + "`" + `); h.attachMedia(v); v.play().catch(() => {});
+</script>`
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hls.min.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Write(js)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte(page))
+	}))
+	t.Cleanup(site.Close)
+	rctx, cancel := context.WithTimeout(browser(t), timeout)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(rctx, chromedp.Navigate(site.URL)); err != nil {
+		t.Fatal(err)
+	}
+	return rctx
+}
+
+// BenchmarkLLHLSPlayerLatency measures live latency as a viewer sees it:
+// ffmpeg publishes a 25 fps clip (2 s GOP) in real time, hls.js plays the
+// LIVE session in Chromium, and every 250 ms the page compares its clock
+// with the wall-clock time of the frame on screen (EXT-X-PROGRAM-DATE-TIME:
+// when the fragment's first packet reached the gateway). "ll" is the
+// Low-Latency HLS a LIVE fMP4 session gets; "archive" is a LIVE MPEG-TS
+// session, whose playlist lists stored fragments only. `make bench` runs it
+// once (-benchtime 1x), 20 s of playing each.
+func BenchmarkLLHLSPlayerLatency(b *testing.B) {
+	mediatest.Need(b, "ffmpeg")
+	s := startVideoServer(b, nil)
+	mediatest.PublishLoop(b, mediatest.Clip(b, "h264", 10), s.rtspURL("player"))
+	b.Run("ll", func(b *testing.B) { playerLatency(b, s, amtypes.ContainerFormatFragmentedMp4) })
+	b.Run("archive", func(b *testing.B) { playerLatency(b, s, amtypes.ContainerFormatMpegTs) })
+}
+
+func playerLatency(b *testing.B, s *server, container amtypes.ContainerFormat) {
+	c := s.videoClients()
+	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+			StreamName: aws.String("player"), PlaybackMode: amtypes.HLSPlaybackModeLive, ContainerFormat: container,
+			DisplayFragmentTimestamp: amtypes.HLSDisplayFragmentTimestampAlways})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal(err)
+		}
+	}
+	rctx := hlsPlayer(b, aws.ToString(out.HLSStreamingSessionURL), 120*time.Second)
+	type sample struct {
+		Latency float64  `json:"l"` // ms; -1 before the playhead has a date
+		Errors  []string `json:"e"`
+		Parts   int      `json:"p"`
+	}
+	var lat []time.Duration
+	for deadline := time.Now().Add(60 * time.Second); len(lat) < 80 && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		got, err := chromedp.Run(rctx, chromedp.Evaluate[sample](
+			`({l: (h.playingDate && !v.paused && v.currentTime > 0) ? Date.now() - h.playingDate.getTime() : -1, e: window.errors, p: window.parts})`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got.Errors) > 0 {
+			b.Fatalf("hls.js: %v", got.Errors)
+		}
+		if got.Latency >= 0 && (got.Parts > 0 || container != amtypes.ContainerFormatFragmentedMp4) {
+			lat = append(lat, time.Duration(got.Latency*float64(time.Millisecond)))
+		}
+	}
+	if len(lat) < 20 {
+		b.Fatalf("the player played for only %d samples", len(lat))
+	}
+	slices.Sort(lat)
+	p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Milliseconds()) }
+	b.ReportMetric(p(0.5), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.ReportMetric(float64(len(lat)), "samples")
 }

@@ -123,6 +123,12 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
   done
   echo "== Low-Latency HLS: a synthetic 25 fps camera over RTSP, keyframe every 2 s"
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR"
+  echo "== Live latency in a player: hls.js in headless Chromium, LIVE session, wall clock minus the on-screen frame's time"
+  if command -v chromium >/dev/null && [ -f bin/.hlsjs/node_modules/hls.js/dist/hls.min.js ]; then
+    go test -run '^$' -bench LLHLSPlayerLatency -benchtime 1x ./gateway/ | grep -E '^Benchmark'
+  else
+    echo "  (skipped: needs chromium and hls.js, which \`make test\` installs)"
+  fi
   echo "== LIVE HLS (MPEG-TS, from the archive) and LIVE DASH: the same camera; segment listed after its first and last frame"
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR" --mode hls
   "$BIN" bench llhls --endpoint "$EP" --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --duration "$DUR" --mode dash
