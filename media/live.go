@@ -2,6 +2,7 @@ package media
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/bluenviron/gortsplib/v4"
 )
@@ -17,6 +18,10 @@ type live struct {
 	streams []*gortsplib.ServerStream // for RTSP readers, one per listener
 	stop    func()                    // ends the publisher's session (take-over)
 	subs    map[*Subscription]struct{}
+	// readers counts RTSP reader sessions from their first SETUP: with none,
+	// packets are not handed to gortsplib, which would marshal each into a
+	// fresh buffer for nobody (a tenth of a recording camera's CPU).
+	readers atomic.Int32
 
 	endOnce sync.Once
 }

@@ -106,8 +106,10 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 	if at.IsZero() {
 		at = arrival
 	}
-	for _, out := range p.out {
-		out.WritePacketRTPWithNTP(medi, pkt, at) //nolint:errcheck // a reader's problem is the reader's
+	if p.live.readers.Load() > 0 {
+		for _, out := range p.out {
+			out.WritePacketRTPWithNTP(medi, pkt, at) //nolint:errcheck // a reader's problem is the reader's
+		}
 	}
 	i, ok := p.tracks[forma]
 	if !ok || !ptsOK {

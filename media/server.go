@@ -324,6 +324,7 @@ type sessionData struct {
 	live   *live
 	pub    *publisher
 	desc   *description.Session
+	reads  *live // the stream a reader session counts in (live.readers)
 }
 
 func streamName(path string) string { return strings.Trim(path, "/") }
@@ -351,10 +352,15 @@ func (h *rtspHandler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWri
 
 func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	d, _ := ctx.Session.UserData().(*sessionData)
-	if d == nil || d.pub == nil {
+	if d == nil {
 		return
 	}
-	h.s.endPublisher(d.live, d.pub)
+	if d.reads != nil {
+		d.reads.readers.Add(-1)
+	}
+	if d.pub != nil {
+		h.s.endPublisher(d.live, d.pub)
+	}
 }
 
 // authorize runs the authenticator and answers its failure in RTSP's form.
@@ -387,11 +393,15 @@ func (h *rtspHandler) authorize(conn *gortsplib.ServerConn, req *base.Request, s
 }
 
 func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return h.read(ctx.Conn, ctx.Request, ctx.Path)
+	res, l, err := h.read(ctx.Conn, ctx.Request, ctx.Path)
+	if l == nil {
+		return res, nil, err
+	}
+	return res, l.streams[h.idx], err
 }
 
 // read authorizes a reader and returns the live stream it asks for.
-func (h *rtspHandler) read(conn *gortsplib.ServerConn, req *base.Request, path string) (*base.Response, *gortsplib.ServerStream, error) {
+func (h *rtspHandler) read(conn *gortsplib.ServerConn, req *base.Request, path string) (*base.Response, *live, error) {
 	name := streamName(path)
 	if res, err := h.authorize(conn, req, name, false); res != nil {
 		return res, nil, err
@@ -402,7 +412,7 @@ func (h *rtspHandler) read(conn *gortsplib.ServerConn, req *base.Request, path s
 	if l == nil {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("stream %q is not live", name)
 	}
-	return &base.Response{StatusCode: base.StatusOK}, l.streams[h.idx], nil
+	return &base.Response{StatusCode: base.StatusOK}, l, nil
 }
 
 func (h *rtspHandler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
@@ -429,7 +439,17 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
-	return h.read(ctx.Conn, ctx.Request, ctx.Path)
+	res, l, err := h.read(ctx.Conn, ctx.Request, ctx.Path)
+	if l == nil {
+		return res, nil, err
+	}
+	// Counted from SETUP, not PLAY, so gortsplib has seen packets for the
+	// PLAY response's RTP-Info by then.
+	if d, _ := ctx.Session.UserData().(*sessionData); d == nil {
+		ctx.Session.SetUserData(&sessionData{stream: l.name, reads: l})
+		l.readers.Add(1)
+	}
+	return res, l.streams[h.idx], err
 }
 
 func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
