@@ -92,24 +92,21 @@ func SelectTrack(init, media []byte, id int) ([]byte, []byte, error) {
 	if err := parts.Unmarshal(media); err != nil {
 		return nil, nil, fmt.Errorf("fragment: %w", err)
 	}
-	var outParts fmp4.Parts
+	var mb []byte
 	for _, p := range parts {
-		q := &fmp4.Part{SequenceNumber: p.SequenceNumber}
+		var tracks []*fmp4.PartTrack
 		for _, pt := range p.Tracks {
 			if pt.ID == id {
-				q.Tracks = append(q.Tracks, pt)
+				tracks = append(tracks, pt)
 			}
 		}
-		if len(q.Tracks) > 0 {
-			outParts = append(outParts, q)
+		if len(tracks) > 0 {
+			mb = appendPart(mb, p.SequenceNumber, tracks)
 		}
 	}
-	var ib, mb seekablebuffer.Buffer
+	var ib seekablebuffer.Buffer
 	if err := one.Marshal(&ib); err != nil {
 		return nil, nil, err
 	}
-	if err := outParts.Marshal(&mb); err != nil {
-		return nil, nil, err
-	}
-	return ib.Bytes(), mb.Bytes(), nil
+	return ib.Bytes(), mb, nil
 }

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"bytes"
 	"errors"
 	"sync"
 	"time"
@@ -374,24 +373,14 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	}
 	// One buffer holds the whole record (init, then moof+mdat), sized up
 	// front: no growing copies, and storing it needs no concatenation.
-	size := len(f.init) + 4096
-	for _, pt := range part.Tracks {
-		size += 16 * len(pt.Samples)
-		for _, s := range pt.Samples {
-			size += len(s.Payload)
-		}
-	}
-	var buf seekablebuffer.Buffer
+	size := len(f.init) + partSize(part.Tracks)
+	var b []byte
 	if p, ok := fragmentBuffers.Get().(*[]byte); ok && cap(*p) >= size {
-		buf.Buffer = *bytes.NewBuffer((*p)[:0])
+		b = (*p)[:0]
 	} else {
-		buf.Grow(size)
+		b = make([]byte, 0, size)
 	}
-	buf.Write(f.init)
-	if err := part.Marshal(&buf); err != nil {
-		return err
-	}
-	b := buf.Bytes()
+	b = appendPart(append(b, f.init...), part.SequenceNumber, part.Tracks)
 	frag := &Fragment{
 		Init: b[:len(f.init):len(f.init)], Media: b[len(f.init):], raw: b, Producer: f.producer, Server: f.server, Duration: d,
 		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now, seq: f.seq,

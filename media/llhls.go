@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 )
 
 // Low-Latency HLS comes from the fragmenter itself rather than from a second
@@ -515,10 +514,7 @@ func (l *LLHLS) servePart(w http.ResponseWriter, r *http.Request, q map[string][
 	data, tracks, seq := p.data, p.tracks, p.seq
 	l.mu.Unlock()
 	if data == nil {
-		var err error
-		if data, err = encodePart(seq, tracks); err != nil {
-			return err
-		}
+		data = appendPart(make([]byte, 0, partSize(tracks)), seq, tracks)
 		l.mu.Lock()
 		if p.tracks != nil {
 			p.data = data // kept while the part is listed: every player asks for it
@@ -527,23 +523,6 @@ func (l *LLHLS) servePart(w http.ResponseWriter, r *http.Request, q map[string][
 	}
 	writeMP4(w, data, "max-age=60")
 	return nil
-}
-
-// encodePart encodes a part's samples as moof+mdat.
-func encodePart(seq uint32, tracks []*fmp4.PartTrack) ([]byte, error) {
-	size := 1024
-	for _, t := range tracks {
-		size += 16 * len(t.Samples)
-		for _, s := range t.Samples {
-			size += len(s.Payload)
-		}
-	}
-	var buf seekablebuffer.Buffer
-	buf.Grow(size)
-	if err := (&fmp4.Part{SequenceNumber: seq, Tracks: tracks}).Marshal(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // serveSegment serves segment.mp4?msn=M, the stored fragment, waiting for
