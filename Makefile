@@ -79,6 +79,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTSFromFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzWebRTCOfferAndFragment$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzMKVReader$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendPart$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzLLHLSRequests$$' -fuzztime $(FUZZTIME) ./media
 	$(GO) test -run '^$$' -fuzz '^FuzzAckConnFraming$$' -fuzztime $(FUZZTIME) ./mqtt
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAndEval$$' -fuzztime $(FUZZTIME) ./gateway/sql
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatchFast$$' -fuzztime $(FUZZTIME) ./gateway/firehose

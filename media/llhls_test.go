@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -32,7 +33,7 @@ func newLLFeed() *llFeed {
 }
 
 // until writes frames up to media time t.
-func (l *llFeed) until(t *testing.T, d time.Duration) {
+func (l *llFeed) until(t testing.TB, d time.Duration) {
 	t.Helper()
 	for {
 		vt := time.Duration(l.video) * 40 * time.Millisecond
@@ -225,4 +226,26 @@ func TestLLHLSServesPlaylistsBeforeTheFirstSegment(t *testing.T) {
 	if code := <-gone; code != http.StatusNotFound {
 		t.Fatalf("a reload waiting when the session ended: %d", code)
 	}
+}
+
+// Any file name and query gets an answer, never a panic; blocking requests
+// end with their context.
+func FuzzLLHLSRequests(f *testing.F) {
+	for _, s := range []string{"stream.m3u8?_HLS_msn=1&_HLS_part=2", "part.mp4?msn=1&part=0", "init.mp4?v=1",
+		"segment.mp4?msn=1", "index.m3u8", "part.mp4?msn=18446744073709551615&part=18446744073709551615", "x?_HLS_part=1"} {
+		f.Add(s)
+	}
+	l := newLLFeed()
+	l.until(f, 2300*time.Millisecond)
+	f.Fuzz(func(t *testing.T, target string) {
+		file, query, _ := strings.Cut(target, "?")
+		r, err := http.NewRequest("GET", "/?"+query, nil)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		w := httptest.NewRecorder()
+		l.hls.Serve(w, r.WithContext(ctx), file, LLView{ServeSegment: func(w http.ResponseWriter, _ *http.Request, n string) { w.Write([]byte(n)) }})
+	})
 }
