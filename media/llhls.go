@@ -225,11 +225,14 @@ func (l *LLHLS) wait(ctx context.Context, timeout time.Duration, ready func() bo
 
 // blockTimeout bounds a blocking request: RFC 8216bis asks servers to answer
 // 503 when a request cannot be satisfied within three target durations.
-func (l *LLHLS) blockTimeout() time.Duration { return 3 * l.targetDuration() }
+func (l *LLHLS) blockTimeout() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return 3 * l.targetDuration()
+}
 
 // targetDuration is the playlist's target duration: the fragmenter's target
-// rounded, or the longest listed segment's when longer. The caller holds
-// l.mu or accepts a stale answer.
+// rounded, or the longest listed segment's when longer. The caller holds l.mu.
 func (l *LLHLS) targetDuration() time.Duration {
 	t := math.Max(1, math.Round(l.target.Seconds()))
 	for _, s := range l.segs {
@@ -273,7 +276,7 @@ func (l *LLHLS) Serve(w http.ResponseWriter, r *http.Request, file string, v LLV
 	default:
 		err = errLLMissing
 	}
-	status := http.StatusOK
+	var status int
 	switch {
 	case err == nil:
 		return
