@@ -31,12 +31,15 @@ type shardLog struct {
 	segments    []*segment // replaced, never mutated in place (copy on write)
 	next        uint64     // index the next record gets
 	lastArrival int64
-	fault       error  // set by a failed write or fsync; sticky
-	closed      bool   // closed by a split or merge: no more appends
-	sealedUpTo  uint64 // every index below it is in a sealed (fsynced) segment
-	buf         []byte
-	rollBytes   int64
-	rollAge     time.Duration // set with rollBytes: segments older than this roll
+	// unreadable holds, per append whose records are not all visible yet,
+	// its end index and first arrival, oldest first (see watermark).
+	unreadable []appendMark
+	fault      error  // set by a failed write or fsync; sticky
+	closed     bool   // closed by a split or merge: no more appends
+	sealedUpTo uint64 // every index below it is in a sealed (fsynced) segment
+	buf        []byte
+	rollBytes  int64
+	rollAge    time.Duration // set with rollBytes: segments older than this roll
 
 	// Lock order: syncMu before mu. Code holding mu never takes syncMu.
 	syncMu sync.Mutex
@@ -255,12 +258,20 @@ type pending struct {
 	arrival  int64 // requested arrival (0: now); append sets the one it used
 }
 
+// appendMark is an append not yet visible in full: see watermark.
+type appendMark struct {
+	end     uint64
+	arrival int64
+}
+
 // append writes records to the active segment and returns the index of the
 // first; each record's arrival is set to the one it got. The records are not
-// durable yet: see waitDurable.
-func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
+// durable yet: see waitDurable. The clock is read under the shard's lock,
+// so an append never gets an arrival time before a watermark taken earlier.
+func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	now := clock().UnixNano()
 	if sh.fault != nil {
 		return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
 	}
@@ -346,8 +357,37 @@ func (sh *shardLog) append(recs []pending, now int64) (uint64, error) {
 	sh.addBytes(size + int64(24*len(newIndex)))
 	if sh.opts.Fsync != FsyncAlways {
 		sh.publish(sh.next)
+	} else {
+		sh.trimUnreadable()
+		sh.unreadable = append(sh.unreadable, appendMark{sh.next, recs[0].arrival})
 	}
 	return first, nil
+}
+
+// trimUnreadable drops the marks of appends that are visible now. The
+// caller holds mu.
+func (sh *shardLog) trimUnreadable() {
+	vis := sh.visible.Load()
+	k := 0
+	for k < len(sh.unreadable) && sh.unreadable[k].end <= vis {
+		k++
+	}
+	sh.unreadable = sh.unreadable[k:]
+}
+
+// watermark returns a time before which every record of the shard has been
+// readable since before the call: the arrival of the oldest record written
+// but not readable yet (arrivals never decrease), or, with none, now (read
+// under the lock appends read their clock under, so no later append gets
+// an earlier arrival, unless it asks for one, as video fragments do).
+func (sh *shardLog) watermark(clock func() time.Time) int64 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.trimUnreadable()
+	if len(sh.unreadable) > 0 {
+		return sh.unreadable[0].arrival
+	}
+	return max(clock().UnixNano(), sh.lastArrival)
 }
 
 func (sh *shardLog) addBytes(n int64) {

@@ -423,9 +423,8 @@ func (s *Store) Append(name string, entries []Entry) ([]Appended, error) {
 			g.recs = append(g.recs, pending{e.PartitionKey, e.Data, e.Producer, e.Arrival})
 		}
 		todo = todo[:0]
-		now := s.opts.Now().UnixNano()
 		for _, g := range order {
-			first, err := g.log.append(g.recs, now)
+			first, err := g.log.append(g.recs, s.opts.Now)
 			if errors.Is(err, ErrShardClosed) && attempt < 3 {
 				todo = append(todo, g.idx...) // resharded meanwhile: route again
 				continue
@@ -527,6 +526,21 @@ func (s *Store) Read(name, shardID string, from uint64, maxRecords, maxBytes int
 		res.Behind = time.Duration(tipArrival - recs[n-1].Arrival)
 	}
 	return res, nil
+}
+
+// Watermark returns a time (Unix nanoseconds) before which every record of
+// the shard is readable, and was already when Watermark was called: a
+// reader that takes the watermark, then reads to the tip, has seen every
+// record that arrived before it, and no record appended later arrives
+// before it (except one appended with an earlier requested arrival, as
+// video fragments are). Consumers that close time windows wait for it
+// instead of guessing how long an fsync takes.
+func (s *Store) Watermark(name, shardID string) (int64, error) {
+	_, log, _, err := s.lookup(name, shardID)
+	if err != nil {
+		return 0, err
+	}
+	return log.watermark(s.opts.Now), nil
 }
 
 // Changed returns a channel that is closed when the shard gets new readable

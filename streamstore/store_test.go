@@ -520,3 +520,38 @@ func TestDocumentsSurviveReopen(t *testing.T) {
 		t.Fatalf("deleted document: %v", err)
 	}
 }
+
+// The watermark stays at the oldest record written but not yet readable
+// (its fsync pending), and follows the clock once everything is readable.
+func TestWatermarkWaitsForUnreadableRecords(t *testing.T) {
+	c := newClock()
+	s := openTest(t, Options{Now: c.Now})
+	s.CreateStream(StreamConfig{Name: "s", Shards: 1})
+	shard := "shardId-000000000000"
+	if w, err := s.Watermark("s", shard); err != nil || w != c.Now().UnixNano() {
+		t.Fatalf("empty shard: watermark %d (%v), clock %d", w, err, c.Now().UnixNano())
+	}
+	_, log, _, _ := s.lookup("s", shard)
+	// Written, not yet durable: what Append does before its fsync.
+	first := c.Now().UnixNano()
+	if _, err := log.append([]pending{{key: "k", data: []byte("a")}}, c.Now); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if _, err := log.append([]pending{{key: "k", data: []byte("b")}}, c.Now); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if w, _ := s.Watermark("s", shard); w != first {
+		t.Fatalf("with unreadable records: watermark %v, want the oldest's arrival %v", time.Unix(0, w), time.Unix(0, first))
+	}
+	if err := log.waitDurable(log.next); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := s.Watermark("s", shard); w != c.Now().UnixNano() {
+		t.Fatalf("all readable: watermark %v, clock %v", time.Unix(0, w), c.Now())
+	}
+	if _, err := s.Watermark("s", "shardId-000000000009"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown shard: %v", err)
+	}
+}

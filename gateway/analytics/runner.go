@@ -12,11 +12,6 @@ import (
 	"github.com/streamgate/streamgate/streamstore"
 )
 
-// closeGrace is how long after a window's end, with every input at its
-// tip, the window is closed by the clock rather than by a later row: a
-// record becomes readable a moment after its arrival time is taken.
-const closeGrace = 50 * time.Millisecond
-
 // shardReader follows one shard of an input's source stream.
 type shardReader struct {
 	input  *inputRun
@@ -98,11 +93,20 @@ func (r *runner) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		waits := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
 		allAtTip := true
+		// Every record that arrived before the watermark is read once each
+		// shard is read to its tip: the store's watermark, taken before the
+		// reads, covers records whose fsync was still running.
+		watermark := time.Now().UnixNano()
 		for _, sr := range r.readers {
 			if sr.closed {
 				continue
 			}
 			ch, err := r.s.store.Changed(sr.input.stream, sr.shard)
+			if err == nil {
+				var w int64
+				w, err = r.s.store.Watermark(sr.input.stream, sr.shard)
+				watermark = min(watermark, w)
+			}
 			if err != nil {
 				r.stopWith(fmt.Errorf("input stream %s: %w", sr.input.stream, err))
 				return
@@ -124,8 +128,11 @@ func (r *runner) run(ctx context.Context) {
 			r.s.m.errors.WithLabelValues(r.app).Add(float64(d))
 		}
 		if allAtTip {
-			// Idle inputs: ROWTIME follows the clock, so windows close on time.
-			wm := time.Now().Add(-closeGrace).UnixMilli()
+			// Idle inputs: ROWTIME follows the log's watermark (the clock,
+			// unless a record's fsync is running), so windows close on time
+			// and never before a record that belongs in them is read: a
+			// replay after a restart cuts the same windows.
+			wm := time.Unix(0, watermark).UnixMilli()
 			if wm > r.rowtime {
 				r.rowtime = wm
 			}
@@ -147,7 +154,7 @@ func (r *runner) run(ctx context.Context) {
 		r.checkpoint()
 		wait := time.Hour
 		if end, ok := r.eng.nextClose(); ok {
-			wait = time.Until(time.UnixMilli(end).Add(closeGrace))
+			wait = time.Until(time.UnixMilli(end)) + time.Millisecond
 		}
 		timer := time.NewTimer(max(wait, time.Millisecond))
 		waits = append(waits, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
