@@ -49,19 +49,9 @@ func TestHLSPlaysInChromiumWithHLSJS(t *testing.T) {
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	mediatest.PublishLoop(t, mediatest.Clip(t, "h264", 4), s.rtspURL("web"))
-	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
-			StreamName: aws.String("web"), PlaybackMode: amtypes.HLSPlaybackModeLive, DiscontinuityMode: amtypes.HLSDiscontinuityModeOnDiscontinuity})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	rctx := hlsPlayer(t, aws.ToString(out.HLSStreamingSessionURL), 60*time.Second)
+	url := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("web"), PlaybackMode: amtypes.HLSPlaybackModeLive, DiscontinuityMode: amtypes.HLSDiscontinuityModeOnDiscontinuity})
+	rctx := hlsPlayer(t, url, 60*time.Second)
 	type playerState struct {
 		Time   float64  `json:"t"`
 		Width  int      `json:"w"`
@@ -71,6 +61,7 @@ func TestHLSPlaysInChromiumWithHLSJS(t *testing.T) {
 	var state playerState
 	start := -1.0
 	for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var err error
 		state, err = chromedp.Run(rctx, chromedp.Evaluate[playerState](`({t: v.currentTime, w: v.videoWidth, e: window.errors, p: window.parts})`))
 		if err != nil {
 			t.Fatal(err)
@@ -148,20 +139,10 @@ func BenchmarkLLHLSPlayerLatency(b *testing.B) {
 
 func playerLatency(b *testing.B, s *server, container amtypes.ContainerFormat) {
 	c := s.videoClients()
-	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		var err error
-		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
-			StreamName: aws.String("player"), PlaybackMode: amtypes.HLSPlaybackModeLive, ContainerFormat: container,
-			DisplayFragmentTimestamp: amtypes.HLSDisplayFragmentTimestampAlways})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal(err)
-		}
-	}
-	rctx := hlsPlayer(b, aws.ToString(out.HLSStreamingSessionURL), 120*time.Second)
+	url := liveSessionURL(b, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("player"), PlaybackMode: amtypes.HLSPlaybackModeLive, ContainerFormat: container,
+		DisplayFragmentTimestamp: amtypes.HLSDisplayFragmentTimestampAlways})
+	rctx := hlsPlayer(b, url, 120*time.Second)
 	type sample struct {
 		Latency float64  `json:"l"` // ms; -1 before the playhead has a date
 		Errors  []string `json:"e"`
@@ -189,4 +170,19 @@ func playerLatency(b *testing.B, s *server, container amtypes.ContainerFormat) {
 	b.ReportMetric(p(0.5), "p50-ms")
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(float64(len(lat)), "samples")
+}
+
+// liveSessionURL asks for an HLS session URL until the stream, whose
+// publisher has just started, has something to play (20 s at most).
+func liveSessionURL(t testing.TB, c videoClients, in *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput) string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := c.archived.GetHLSStreamingSessionURL(ctx, in)
+		if err == nil {
+			return aws.ToString(out.HLSStreamingSessionURL)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
 }

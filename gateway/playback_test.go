@@ -188,19 +188,8 @@ func TestHLSLive(t *testing.T) {
 	c := s.videoClients()
 	mediatest.PublishLoop(t, mediatest.Clip(t, "h264", 4), s.rtspURL("live"))
 	s.waitLive(t, "live", true)
-	var out *kinesisvideoarchivedmedia.GetHLSStreamingSessionURLOutput
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		var err error
-		out, err = c.archived.GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
-			StreamName: aws.String("live"), PlaybackMode: amtypes.HLSPlaybackModeLive, MaxMediaPlaylistFragmentResults: aws.Int64(2)})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
-	master := aws.ToString(out.HLSStreamingSessionURL)
+	master := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("live"), PlaybackMode: amtypes.HLSPlaybackModeLive, MaxMediaPlaylistFragmentResults: aws.Int64(2)})
 	mediaURL := strings.Replace(master, "getHLSMasterPlaylist", "getHLSMediaPlaylist", 1)
 	sequence := func() int {
 		resp, err := http.Get(mediaURL)
