@@ -43,8 +43,9 @@ func appendFrame(buf []byte, index uint64, arrival, producer int64, key string, 
 
 // appendFrameHead encodes a record's frame without its data, which the
 // caller writes right after it: large records (video fragments) are not
-// copied into the write buffer. Length and CRC cover the data.
-func appendFrameHead(buf []byte, index uint64, arrival, producer int64, key string, data []byte) []byte {
+// copied into the write buffer. The data is the concatenation of its
+// pieces; length and CRC cover it.
+func appendFrameHead(buf []byte, index uint64, arrival, producer int64, key string, data ...[]byte) []byte {
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint64(buf, index)
@@ -53,8 +54,13 @@ func appendFrameHead(buf []byte, index uint64, arrival, producer int64, key stri
 	buf = binary.AppendUvarint(buf, uint64(len(key)))
 	buf = append(buf, key...)
 	head := buf[start+frameHeader:]
-	binary.BigEndian.PutUint32(buf[start:], uint32(len(head)+len(data)))
-	binary.BigEndian.PutUint32(buf[start+4:], crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, data))
+	size, crc := len(head), crc32.Checksum(head, castagnoli)
+	for _, d := range data {
+		size += len(d)
+		crc = crc32.Update(crc, castagnoli, d)
+	}
+	binary.BigEndian.PutUint32(buf[start:], uint32(size))
+	binary.BigEndian.PutUint32(buf[start+4:], crc)
 	return buf
 }
 

@@ -2,6 +2,7 @@ package streamstore
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -376,4 +377,52 @@ func FuzzParseSeq(f *testing.F) {
 			t.Fatalf("ParseSeq(%q) round-trips to %q", s, seq.String())
 		}
 	})
+}
+
+// A record given as pieces is stored as their concatenation, among small
+// records of the same append, survives a reopen, and a full disk in the
+// middle of its vectored write leaves no trace of it; a record of more
+// pieces than one system call takes is written whole.
+func TestPiecesAreStoredWhole(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS)
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, FS: ffs})
+	s.CreateStream(StreamConfig{Name: "s", Shards: 1})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 9000) // 144 KB: past bigRecord
+	pieces := [][]byte{[]byte("init"), {}, big, []byte("tail")}
+	whole := bytes.Join(pieces, nil)
+	mustAppend(t, s, "s", entry("k", "small"), Entry{PartitionKey: "k", Pieces: pieces}, entry("k", "after"))
+	ffs.SetFault(func(op vfs.Op, name string, n int) error {
+		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") {
+			return vfs.ENOSPC
+		}
+		return nil
+	})
+	if res, err := s.Append("s", []Entry{{PartitionKey: "k", Pieces: pieces}}); err != nil || !errors.Is(res[0].Err, ErrNoSpace) {
+		t.Fatalf("pieces on a full disk: %v / %v, want ErrNoSpace", err, res[0].Err)
+	}
+	ffs.SetFault(nil)
+	mustAppend(t, s, "s", Entry{PartitionKey: "k", Pieces: [][]byte{[]byte("one"), []byte("two")}})
+	// More pieces than one pwritev takes (IOV_MAX 1024).
+	many := make([][]byte, 2500)
+	for i := range many {
+		many[i] = []byte{byte(i), byte(i >> 8), 7}
+	}
+	mustAppend(t, s, "s", Entry{PartitionKey: "k", Pieces: many})
+	check := func(s *Store) {
+		t.Helper()
+		recs := readAll(t, s, "s", ShardID(0))
+		want := []string{"small", string(whole), "after", "onetwo", string(bytes.Join(many, nil))}
+		if len(recs) != len(want) {
+			t.Fatalf("%d records, want %d", len(recs), len(want))
+		}
+		for i, r := range recs {
+			if string(r.Data) != want[i] {
+				t.Fatalf("record %d: %d bytes, want %d", i, len(r.Data), len(want[i]))
+			}
+		}
+	}
+	check(s)
+	s.Close()
+	check(openTest(t, Options{Dir: dir}))
 }

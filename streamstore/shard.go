@@ -227,26 +227,28 @@ const bigRecord = 64 << 10
 
 // bigData is data to write after buf[:at].
 type bigData struct {
-	at   int
-	data []byte
+	at     int
+	pieces [][]byte
 }
 
 // writePieces writes buf with each big record's data spliced in after its
-// frame head, sequentially from off.
+// frame head, from off, in one vectored write.
 func writePieces(f vfs.File, off int64, buf []byte, big []bigData) error {
+	if len(big) == 0 {
+		_, err := f.WriteAt(buf, off)
+		return err
+	}
+	bufs := make([][]byte, 0, 2*len(big)+1+len(big[0].pieces))
 	prev := 0
 	for _, b := range big {
-		if _, err := f.WriteAt(buf[prev:b.at], off); err != nil {
-			return err
-		}
-		off += int64(b.at - prev)
-		if _, err := f.WriteAt(b.data, off); err != nil {
-			return err
-		}
-		off += int64(len(b.data))
+		bufs = append(bufs, buf[prev:b.at])
+		bufs = append(bufs, b.pieces...)
 		prev = b.at
 	}
-	_, err := f.WriteAt(buf[prev:], off)
+	if prev < len(buf) {
+		bufs = append(bufs, buf[prev:])
+	}
+	_, err := f.WriteVAt(bufs, off)
 	return err
 }
 
@@ -254,6 +256,7 @@ func writePieces(f vfs.File, off int64, buf []byte, big []bigData) error {
 type pending struct {
 	key      string
 	data     []byte
+	pieces   [][]byte // the data instead of data, when not nil (Entry.Pieces)
 	producer int64
 	arrival  int64 // requested arrival (0: now); append sets the one it used
 }
@@ -315,10 +318,16 @@ func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, erro
 			lastIndexed = off
 		}
 		n := len(buf)
-		if len(r.data) >= bigRecord {
-			buf = appendFrameHead(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
-			big = append(big, bigData{len(buf), r.data})
-			size += int64(len(r.data))
+		if r.pieces != nil || len(r.data) >= bigRecord {
+			pieces := r.pieces
+			if pieces == nil {
+				pieces = [][]byte{r.data}
+			}
+			buf = appendFrameHead(buf, first+uint64(i), r.arrival, r.producer, r.key, pieces...)
+			big = append(big, bigData{len(buf), pieces})
+			for _, p := range pieces {
+				size += int64(len(p))
+			}
 		} else {
 			buf = appendFrame(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
 		}

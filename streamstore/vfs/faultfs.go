@@ -81,6 +81,26 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
+func (f *faultFile) WriteVAt(bufs [][]byte, off int64) (int, error) {
+	if err := f.fs.check(OpWrite, f.name); err != nil {
+		// A failing write lands part of its bytes, as a full disk does.
+		half := 0
+		for _, b := range bufs {
+			half += len(b)
+		}
+		half /= 2
+		var part [][]byte
+		for _, b := range bufs {
+			k := min(len(b), half)
+			part = append(part, b[:k])
+			half -= k
+		}
+		n, _ := writeEach(f.File, part, off)
+		return n, err
+	}
+	return f.File.WriteVAt(bufs, off)
+}
+
 func (f *faultFile) Sync() error {
 	if err := f.fs.check(OpSync, f.name); err != nil {
 		return err

@@ -17,6 +17,23 @@ type File interface {
 	Sync() error
 	Truncate(size int64) error
 	Size() (int64, error)
+	// WriteVAt writes bufs one after another from off, in one system call
+	// where the platform has one (pwritev): a video fragment's samples go
+	// to disk without being copied together first.
+	WriteVAt(bufs [][]byte, off int64) (int, error)
+}
+
+// writeEach is WriteVAt as a WriteAt per buffer.
+func writeEach(f io.WriterAt, bufs [][]byte, off int64) (int, error) {
+	total := 0
+	for _, b := range bufs {
+		n, err := f.WriteAt(b, off+int64(total))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // FS is the subset of package os the store uses.
