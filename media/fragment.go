@@ -13,8 +13,11 @@ import (
 // segment (ftyp+moov) for its tracks and one moof+mdat. It is self-contained:
 // a player needs no other fragment to decode it.
 type Fragment struct {
-	Init  []byte // ftyp+moov
-	Media []byte // moof+mdat
+	Init []byte // ftyp+moov
+	// Media is the moof+mdat in pieces, as the fragmenter leaves it: the moof
+	// with the mdat header, then the samples' payloads. The store writes the
+	// pieces one after another; nothing copies them together.
+	Media [][]byte
 
 	Producer      time.Time     // the producer's clock at the first sample (RTCP sender reports, else the server's anchored clock)
 	Server        time.Time     // when the first packet of the first sample arrived
@@ -26,16 +29,20 @@ type Fragment struct {
 
 	completed time.Time // when the packet that completed the fragment arrived
 	seq       uint32    // the fragment's number in its publisher session (its LL-HLS media sequence number)
-	raw       []byte    // Init and Media, contiguous, when the fragmenter made them
 }
 
-// Data is the fragment as stored: Init followed by Media.
-func (f *Fragment) Data() []byte {
-	if f.raw != nil {
-		return f.raw
+// Pieces is the fragment as stored: Init, then the pieces of Media.
+func (f *Fragment) Pieces() [][]byte {
+	return append([][]byte{f.Init}, f.Media...)
+}
+
+// Size is the stored fragment's length in bytes.
+func (f *Fragment) Size() int {
+	n := len(f.Init)
+	for _, p := range f.Media {
+		n += len(p)
 	}
-	b := make([]byte, 0, len(f.Init)+len(f.Media))
-	return append(append(b, f.Init...), f.Media...)
+	return n
 }
 
 // FragmentMeta is what a fragment record's key says about it, so a listing

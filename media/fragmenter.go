@@ -2,7 +2,6 @@ package media
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -314,21 +313,6 @@ func (ft *fragTrack) total() int64 {
 	return n
 }
 
-// fragmentBuffers recycles fragment buffers once the store has copied them
-// and no live reader holds them: fresh megabyte buffers every two seconds
-// per camera cost page faults and GC work.
-var fragmentBuffers sync.Pool
-
-// recycle returns a stored fragment's buffer for reuse. The fragment must
-// not be used afterwards.
-func (f *Fragment) recycle() {
-	if f.raw != nil && cap(f.raw) <= 64<<20 {
-		b := f.raw[:0]
-		fragmentBuffers.Put(&b)
-	}
-	f.raw, f.Init, f.Media = nil, nil, nil
-}
-
 // makeInit encodes the init segment of the tracks' current parameters.
 func (f *Fragmenter) makeInit() error {
 	in := fmp4.Init{}
@@ -352,7 +336,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 		f.cutPart()
 		f.hls.complete(d)
 	}
-	part := fmp4.Part{SequenceNumber: f.seq}
+	var tracks []*fmp4.PartTrack
 	n, frames := 0, len(f.leader.samples)
 	keyframe := true
 	for _, ft := range f.tracks {
@@ -362,7 +346,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 		if ft == f.leader && ft.samples[0].IsNonSyncSample {
 			keyframe = false
 		}
-		part.Tracks = append(part.Tracks, &fmp4.PartTrack{
+		tracks = append(tracks, &fmp4.PartTrack{
 			ID: ft.id, BaseTime: uint64(ft.base + timeOffset*int64(ft.ct.clockRate())), Samples: ft.samples,
 		})
 		n += len(ft.samples)
@@ -371,18 +355,18 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	if n == 0 {
 		return nil
 	}
-	// One buffer holds the whole record (init, then moof+mdat), sized up
-	// front: no growing copies, and storing it needs no concatenation.
-	size := len(f.init) + partSize(part.Tracks)
-	var b []byte
-	if p, ok := fragmentBuffers.Get().(*[]byte); ok && cap(*p) >= size {
-		b = (*p)[:0]
-	} else {
-		b = make([]byte, 0, size)
+	// The moof is encoded; the samples stay where they are, and the store
+	// writes them after it (a megabyte copy and allocation per fragment
+	// saved, and the allocation was what kept idle heap high).
+	media := make([][]byte, 1, 1+n)
+	media[0] = appendMoof(make([]byte, 0, moofSize(tracks)), f.seq, tracks)
+	for _, t := range tracks {
+		for _, s := range t.Samples {
+			media = append(media, s.Payload)
+		}
 	}
-	b = appendPart(append(b, f.init...), part.SequenceNumber, part.Tracks)
 	frag := &Fragment{
-		Init: b[:len(f.init):len(f.init)], Media: b[len(f.init):], raw: b, Producer: f.producer, Server: f.server, Duration: d,
+		Init: f.init, Media: media, Producer: f.producer, Server: f.server, Duration: d,
 		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now, seq: f.seq,
 	}
 	f.discontinuity = false

@@ -54,6 +54,9 @@ func (f *fakeTrack) name() string   { return "fake" }
 
 type collected struct{ frags []*Fragment }
 
+// mediaOf is a fragment's moof+mdat in one slice, as the store holds it.
+func mediaOf(f *Fragment) []byte { return bytes.Join(f.Media, nil) }
+
 func (c *collected) emit(f *Fragment) error { c.frags = append(c.frags, f); return nil }
 
 // parse decodes a fragment and returns, per track ID, its base time and samples.
@@ -64,7 +67,7 @@ func parse(t *testing.T, f *Fragment) map[int]*fmp4.PartTrack {
 		t.Fatalf("init: %v", err)
 	}
 	var parts fmp4.Parts
-	if err := parts.Unmarshal(f.Media); err != nil {
+	if err := parts.Unmarshal(mediaOf(f)); err != nil {
 		t.Fatalf("media: %v", err)
 	}
 	out := map[int]*fmp4.PartTrack{}
@@ -242,7 +245,7 @@ func TestMKVFromFragment(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewMKVWriter(&buf)
 	for i := range 3 {
-		if err := w.WriteFragment(fr.Init, fr.Media, i == 2, []MKVTag{{"AWS_KINESISVIDEO_FRAGMENT_NUMBER", "1"}}); err != nil {
+		if err := w.WriteFragment(fr.Init, mediaOf(fr), i == 2, []MKVTag{{"AWS_KINESISVIDEO_FRAGMENT_NUMBER", "1"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,8 +262,8 @@ func TestMKVFromFragment(t *testing.T) {
 // writer: an error, never a panic.
 func FuzzMKVFromFragment(f *testing.F) {
 	fr := realFragment(f)
-	f.Add(fr.Init, fr.Media)
-	f.Add(fr.Init[:len(fr.Init)/2], fr.Media[:10])
+	f.Add(fr.Init, mediaOf(fr))
+	f.Add(fr.Init[:len(fr.Init)/2], mediaOf(fr)[:10])
 	f.Fuzz(func(t *testing.T, init, media []byte) {
 		NewMKVWriter(io.Discard).WriteFragment(init, media, false, nil)
 	})
@@ -270,7 +273,7 @@ func FuzzMKVFromFragment(f *testing.F) {
 // an error, never a panic.
 func FuzzTSFromFragment(f *testing.F) {
 	fr := realFragment(f)
-	f.Add(fr.Init, fr.Media)
+	f.Add(fr.Init, mediaOf(fr))
 	f.Fuzz(func(t *testing.T, init, media []byte) {
 		WriteTS(io.Discard, init, media)
 	})
@@ -280,10 +283,11 @@ func FuzzTSFromFragment(f *testing.F) {
 // byte for byte the clip planned from whole fragments.
 func TestClipPlannedFromHeads(t *testing.T) {
 	fr := realFragment(t)
-	moof := int(binary.BigEndian.Uint32(fr.Media))
-	whole := FragmentReader{Read: func(uint64) ([]byte, []byte, error) { return fr.Init, fr.Media, nil }}
+	media := mediaOf(fr)
+	moof := int(binary.BigEndian.Uint32(media))
+	whole := FragmentReader{Read: func(uint64) ([]byte, []byte, error) { return fr.Init, media, nil }}
 	heads := whole
-	heads.Head = func(uint64) ([]byte, []byte, error) { return fr.Init, fr.Media[:moof+10], nil }
+	heads.Head = func(uint64) ([]byte, []byte, error) { return fr.Init, media[:moof+10], nil }
 	var a, b bytes.Buffer
 	for _, c := range []struct {
 		r   FragmentReader

@@ -74,23 +74,19 @@ func (l *live) subscribe() *Subscription {
 	return s
 }
 
-// broadcast hands a stored fragment to the live subscribers and returns
-// how many took it.
-func (l *live) broadcast(f StoredFragment) int {
+// broadcast hands a stored fragment to the live subscribers.
+func (l *live) broadcast(f StoredFragment) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
 	for s := range l.subs {
 		select {
 		case s.c <- f:
-			n++
 		default:
 			s.dropped = true
 			delete(l.subs, s)
 			close(s.c)
 		}
 	}
-	return n
 }
 
 // endSubscriptions closes every subscription: the publisher is gone.

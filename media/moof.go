@@ -18,12 +18,20 @@ const (
 
 // partSize is the size of the moof+mdat appendPart writes.
 func partSize(tracks []*fmp4.PartTrack) int {
-	n := 8 + 16 + 8 // moof, mfhd, mdat headers
+	n := moofSize(tracks)
 	for _, t := range tracks {
-		n += 8 + 16 + 20 + trunSize(t)
 		for _, s := range t.Samples {
 			n += len(s.Payload)
 		}
+	}
+	return n
+}
+
+// moofSize is the size of the moof and mdat header appendMoof writes.
+func moofSize(tracks []*fmp4.PartTrack) int {
+	n := 8 + 16 + 8 // moof, mfhd, mdat headers
+	for _, t := range tracks {
+		n += 8 + 16 + 20 + trunSize(t)
 	}
 	return n
 }
@@ -61,6 +69,19 @@ func trunSize(t *fmp4.PartTrack) int {
 // writes the boxes by reflection: at 16 cameras that was an eighth of the
 // server's CPU. This copies each payload once.
 func appendPart(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
+	b = appendMoof(b, seq, tracks)
+	for _, t := range tracks {
+		for _, s := range t.Samples {
+			b = append(b, s.Payload...)
+		}
+	}
+	return b
+}
+
+// appendMoof appends the moof and the mdat header of appendPart's output;
+// the samples' payloads, track after track, complete it. Fragments are
+// stored that way, the payloads written from where they are.
+func appendMoof(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
 	moofStart := len(b)
 	b = appendBoxHeader(b, 0, "moof") // size patched below
 	b = appendBoxHeader(b, 16, "mfhd")
@@ -97,18 +118,17 @@ func appendPart(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
 			}
 		}
 	}
-	moofSize := len(b) - moofStart
-	binary.BigEndian.PutUint32(b[moofStart:], uint32(moofSize))
+	binary.BigEndian.PutUint32(b[moofStart:], uint32(len(b)-moofStart))
 	mdatStart := len(b)
 	b = appendBoxHeader(b, 0, "mdat")
+	at := len(b) - moofStart // data offsets are relative to the moof (default-base-is-moof)
 	for i, t := range tracks {
-		// Relative to the moof (default-base-is-moof).
-		binary.BigEndian.PutUint32(b[dataOffsets[i]:], uint32(len(b)-moofStart))
+		binary.BigEndian.PutUint32(b[dataOffsets[i]:], uint32(at))
 		for _, s := range t.Samples {
-			b = append(b, s.Payload...)
+			at += len(s.Payload)
 		}
 	}
-	binary.BigEndian.PutUint32(b[mdatStart:], uint32(len(b)-mdatStart))
+	binary.BigEndian.PutUint32(b[mdatStart:], uint32(at-(mdatStart-moofStart)))
 	return b
 }
 

@@ -225,14 +225,12 @@ func (p *publisher) writer() {
 		}
 		p.m.fragments.Inc()
 		p.m.frames.Add(float64(f.Frames))
-		p.m.fragmentBytes.Add(float64(len(f.Init) + len(f.Media)))
+		p.m.fragmentBytes.Add(float64(f.Size()))
 		p.m.storeSeconds.Observe(time.Since(start).Seconds())
 		if !f.completed.IsZero() {
 			p.m.visibleSeconds.Observe(time.Since(f.completed).Seconds())
 		}
-		if p.live.broadcast(StoredFragment{Fragment: f, Number: num}) == 0 {
-			f.recycle() // the store copied it and nobody else holds it
-		}
+		p.live.broadcast(StoredFragment{Fragment: f, Number: num})
 	}
 }
 

@@ -68,7 +68,7 @@ func validStreamName(name string) bool {
 // shard; its sequence number is the fragment number.
 func (a *API) Store(name string, f *media.Fragment) (string, error) {
 	res, err := a.store.Append(namespace+name, []streamstore.Entry{{
-		PartitionKey: f.Meta().Key(), Data: f.Data(), Producer: f.Producer.UnixNano(), Arrival: f.Server.UnixNano(),
+		PartitionKey: f.Meta().Key(), Pieces: f.Pieces(), Producer: f.Producer.UnixNano(), Arrival: f.Server.UnixNano(),
 	}})
 	if err != nil {
 		return "", err
