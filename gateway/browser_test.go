@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +186,59 @@ func liveSessionURL(t testing.TB, c videoClients, in *kinesisvideoarchivedmedia.
 			t.Fatal(err)
 		}
 	}
+}
+
+// hls.js playing a LIVE session keeps playing when the camera disconnects
+// and comes back: the Low-Latency HLS playlist outlives the publisher
+// session (before, the player got a 404 and stopped for good).
+func TestHLSJSPlaysOnAcrossCameraReconnect(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	s := startVideoServer(t, nil)
+	c := s.videoClients()
+	clip := mediatest.Clip(t, "h264", 4)
+	publish := func() *exec.Cmd {
+		cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("porch"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		s.waitLive(t, "porch", true)
+		return cmd
+	}
+	first := publish()
+	url := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("porch"), PlaybackMode: amtypes.HLSPlaybackModeLive})
+	rctx := hlsPlayer(t, url, 120*time.Second)
+	type playerState struct {
+		Time   float64  `json:"t"`
+		Errors []string `json:"e"`
+	}
+	// playsTo waits until the player's clock passes t, failing on a fatal error.
+	playsTo := func(what string, t0 float64) float64 {
+		t.Helper()
+		var st playerState
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			var err error
+			if st, err = chromedp.Run(rctx, chromedp.Evaluate[playerState](`({t: v.currentTime, e: window.errors})`)); err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Errors) > 0 {
+				t.Fatalf("%s: hls.js: %v", what, st.Errors)
+			}
+			if st.Time > t0 {
+				return st.Time
+			}
+		}
+		t.Fatalf("%s: the player's clock stayed at %.2f s", what, st.Time)
+		return 0
+	}
+	playsTo("first session", 2)
+	first.Process.Signal(syscall.SIGINT)
+	first.Wait()
+	s.waitLive(t, "porch", false)
+	time.Sleep(2 * time.Second) // the camera is away; the player keeps reloading
+	at := playsTo("while the camera is away", 0)
+	publish()
+	playsTo("after the camera came back", at+2)
 }

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,5 +275,82 @@ func TestHLSLive(t *testing.T) {
 	}
 	if got := mediatest.Codecs(t, aws.ToString(dash.DASHStreamingSessionURL)); len(got) == 0 || got[0] != "h264" {
 		t.Fatalf("ffprobe of the live DASH URL: %v", got)
+	}
+}
+
+// A camera that reconnects does not break a LIVE player: the Low-Latency
+// HLS playlist it reloads is kept while the camera is away and goes on
+// when it is back, media sequence numbers counting on, with a
+// discontinuity before the new session.
+func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
+	t.Parallel()
+	mediatest.Need(t, "ffmpeg")
+	s := startVideoServer(t, nil)
+	c := s.videoClients()
+	clip := mediatest.Clip(t, "h264", 4)
+	publish := func() *exec.Cmd {
+		cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("door"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		s.waitLive(t, "door", true)
+		return cmd
+	}
+	first := publish()
+	master := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("door"), PlaybackMode: amtypes.HLSPlaybackModeLive})
+	resp, err := http.Get(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	variant := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(body)
+	if resp.StatusCode != 200 || variant == nil {
+		t.Fatalf("LIVE master playlist (%d):\n%s", resp.StatusCode, body)
+	}
+	playlist, _ := resp.Request.URL.Parse(string(variant))
+	msnRE := regexp.MustCompile(`msn=(\d+)`)
+	newest := func(b []byte) int {
+		n := 0
+		for _, m := range msnRE.FindAllSubmatch(b, -1) {
+			v, _ := strconv.Atoi(string(m[1]))
+			n = max(n, v)
+		}
+		return n
+	}
+	get := func() []byte {
+		t.Helper()
+		r, err := http.Get(playlist.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("LL playlist: %d %s", r.StatusCode, b)
+		}
+		return b
+	}
+	time.Sleep(2500 * time.Millisecond) // at least one complete segment
+	before := newest(get())
+
+	first.Process.Signal(syscall.SIGINT)
+	first.Wait()
+	s.waitLive(t, "door", false)
+	if away := get(); !bytes.Contains(away, []byte("#EXTINF")) {
+		t.Fatalf("LL playlist while the camera is away:\n%s", away)
+	}
+
+	publish()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b := get()
+		if bytes.Contains(b, []byte("#EXT-X-DISCONTINUITY\n")) && newest(b) > before+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LL playlist after the camera came back (newest msn before: %d):\n%s", before, b)
+		}
 	}
 }

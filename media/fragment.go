@@ -28,7 +28,8 @@ type Fragment struct {
 	Frames        int           // samples of the leading track (video frames)
 
 	completed time.Time // when the packet that completed the fragment arrived
-	seq       uint32    // the fragment's number in its publisher session (its LL-HLS media sequence number)
+	hls       *LLHLS    // the LL-HLS state it is a segment of (nil: none)
+	hlsMSN    uint64    // its media sequence number there
 }
 
 // Pieces is the fragment as stored: Init, then the pieces of Media.

@@ -37,8 +37,8 @@ type Fragmenter struct {
 	discontinuity bool
 	seq           uint32
 	init          []byte    // current init segment; nil when parameters changed
-	initID        int       // counts init segments
-	hls           *LLHLS    // Low-Latency HLS parts of the open fragment; nil: off
+	hls           *LLHLS    // where the open fragment's Low-Latency HLS parts go; nil: off
+	hlsMSN        uint64    // the open fragment's media sequence number there
 	now           time.Time // arrival of the access unit being written
 	leaderPTS     int64     // presentation time of the leader's newest sample
 }
@@ -166,7 +166,7 @@ func (f *Fragmenter) Write(i int, pts int64, ntp, arrival time.Time, au [][]byte
 				f.producer = arrival
 			}
 			if f.hls != nil {
-				f.hls.open(uint64(f.seq)+1, f.init, f.initID, f.discontinuity, f.server)
+				f.hlsMSN = f.hls.open(f.init, f.discontinuity, f.server)
 			}
 		}
 	} else if !f.started {
@@ -324,7 +324,6 @@ func (f *Fragmenter) makeInit() error {
 		return err
 	}
 	f.init = buf.Bytes()
-	f.initID++
 	return nil
 }
 
@@ -332,9 +331,13 @@ func (f *Fragmenter) makeInit() error {
 func (f *Fragmenter) flush(d time.Duration) error {
 	f.open = false
 	f.seq++
-	if f.hls != nil {
+	hls := f.hls
+	if hls != nil && f.hlsMSN == 0 {
+		hls = nil // the fragment opened before LL-HLS was attached
+	}
+	if hls != nil {
 		f.cutPart()
-		f.hls.complete(d)
+		hls.complete(d)
 	}
 	var tracks []*fmp4.PartTrack
 	n, frames := 0, len(f.leader.samples)
@@ -367,7 +370,7 @@ func (f *Fragmenter) flush(d time.Duration) error {
 	}
 	frag := &Fragment{
 		Init: f.init, Media: media, Producer: f.producer, Server: f.server, Duration: d,
-		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now, seq: f.seq,
+		Keyframe: keyframe, Discontinuity: f.discontinuity, Samples: n, Frames: frames, completed: f.now, hls: hls, hlsMSN: f.hlsMSN,
 	}
 	f.discontinuity = false
 	return f.emit(frag)

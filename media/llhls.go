@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,10 +35,13 @@ const (
 	llWatched = time.Minute
 )
 
-// LLHLS is the Low-Latency HLS state of one publisher session. The
-// fragmenter feeds it under the publisher's lock; HTTP requests read it
-// under its own, waiting on changed for blocking playlist reloads and
-// preload hints.
+// LLHLS is the Low-Latency HLS state of a stream. It outlives publisher
+// sessions: when a camera reconnects, its playlist goes on (media sequence
+// numbers continue, a discontinuity marks the new session), so players keep
+// playing instead of failing on a playlist that started over. The current
+// publisher's fragmenter feeds it under the publisher's lock; HTTP requests
+// read it under its own, waiting on changed for blocking playlist reloads
+// and preload hints.
 type LLHLS struct {
 	target time.Duration // the fragmenter's target duration
 	// declared is the playlist's PART-TARGET: the first part's duration (a
@@ -46,8 +50,8 @@ type LLHLS struct {
 	declared time.Duration
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change
-	closed  bool
+	changed chan struct{}  // closed and replaced on every change
+	ended   time.Time      // when the last publisher ended; zero while one publishes
 	watched time.Time      // last request
 	segs    []*llSegment   // oldest first; the last one is open while !segs[len-1].complete
 	discSeq int            // discontinuities in segments dropped from segs
@@ -55,11 +59,12 @@ type LLHLS struct {
 	lastMSN uint64         // the newest segment's media sequence number
 	initial bool           // no segment yet
 	inits   map[int][]byte // init segments by id, of the segments in segs
+	initID  int            // the newest init segment's id
 }
 
 // llSegment is one fragment as a segment of the playlist.
 type llSegment struct {
-	msn      uint64 // the fragment's sequence number in its publisher session
+	msn      uint64 // media sequence number, counting on across publisher sessions
 	initID   int
 	disc     bool // codec parameters changed (a discontinuity before it)
 	start    time.Time
@@ -88,14 +93,20 @@ func (l *LLHLS) notify() {
 	l.changed = make(chan struct{})
 }
 
-// open starts segment msn with the init segment it needs.
-func (l *LLHLS) open(msn uint64, init []byte, initID int, disc bool, start time.Time) {
+// open starts a segment with the init segment it needs and returns its
+// media sequence number.
+func (l *LLHLS) open(init []byte, disc bool, start time.Time) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.inits[initID] = init
-	l.segs = append(l.segs, &llSegment{msn: msn, initID: initID, disc: disc && !l.initial, start: start})
-	l.lastMSN, l.initial = msn, false
+	if !bytes.Equal(init, l.inits[l.initID]) {
+		l.initID++
+		l.inits[l.initID] = init
+	}
+	l.lastMSN++
+	l.segs = append(l.segs, &llSegment{msn: l.lastMSN, initID: l.initID, disc: disc && !l.initial, start: start})
+	l.initial, l.ended = false, time.Time{}
 	l.notify()
+	return l.lastMSN
 }
 
 // openSegment returns the open segment, or nil. The caller holds l.mu.
@@ -171,12 +182,24 @@ func (l *LLHLS) stored(msn uint64, number string) {
 	}
 }
 
-// close ends the session; waiting requests return.
-func (l *LLHLS) close() {
+// end records that the publisher session ended (its last fragment is
+// complete). The parts' samples are let go; the playlist stays, and waiting
+// requests keep waiting for the next session, up to their timeout.
+func (l *LLHLS) end() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed = true
+	for _, s := range l.segs {
+		s.parts = nil
+	}
+	l.ended = time.Now()
 	l.notify()
+}
+
+// idleSince reports when the last publisher ended; zero while one publishes.
+func (l *LLHLS) idleSince() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended
 }
 
 // segment returns segment msn, or nil. The caller holds l.mu.
@@ -192,7 +215,6 @@ func (l *LLHLS) segment(msn uint64) *llSegment {
 
 // Errors of Low-Latency HLS requests, mapped to HTTP statuses by Serve.
 var (
-	errLLGone    = errors.New("the publisher's session has ended")
 	errLLTimeout = errors.New("not available in time")
 	errLLAhead   = errors.New("too far ahead of the live edge")
 	errLLMissing = errors.New("no longer available")
@@ -208,11 +230,8 @@ func (l *LLHLS) wait(ctx context.Context, timeout time.Duration, ready func() bo
 		if ready() {
 			return nil
 		}
-		ch, closed := l.changed, l.closed
+		ch := l.changed
 		l.mu.Unlock()
-		if closed {
-			return errLLGone
-		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -284,7 +303,7 @@ func (l *LLHLS) Serve(w http.ResponseWriter, r *http.Request, file string, v LLV
 		status = http.StatusBadRequest
 	case errors.Is(err, errLLTimeout):
 		status = http.StatusServiceUnavailable
-	case errors.Is(err, errLLGone), errors.Is(err, errLLMissing):
+	case errors.Is(err, errLLMissing):
 		status = http.StatusNotFound
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return
@@ -454,9 +473,7 @@ func (l *LLHLS) playlist(v LLView) string {
 		// number comes when the store has it.)
 		fmt.Fprintf(&b, "#EXTINF:%.5f,\nsegment.mp4?msn=%d\n", s.duration.Seconds(), s.msn)
 	}
-	if !l.closed {
-		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part.mp4?msn=%d&part=0\"\n", next)
-	}
+	fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part.mp4?msn=%d&part=0\"\n", next)
 	return b.String()
 }
 

@@ -218,13 +218,26 @@ func TestLLHLSServesPlaylistsBeforeTheFirstSegment(t *testing.T) {
 		}
 	}
 
-	// The session ends: waiting requests return.
-	gone := make(chan int, 1)
-	go func() { gone <- l.get("stream.m3u8", "_HLS_msn=3").Code }()
+	// The publisher's session ends and a new one begins (a camera that
+	// reconnects): the playlist goes on, with a discontinuity, and a reload
+	// waiting across the gap is answered by the new session's first part.
+	if err := l.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.hls.end()
+	waiting := make(chan string, 1)
+	go func() { waiting <- l.get("stream.m3u8", "_HLS_msn=3&_HLS_part=0").Body.String() }()
 	time.Sleep(20 * time.Millisecond)
-	l.hls.close()
-	if code := <-gone; code != http.StatusNotFound {
-		t.Fatalf("a reload waiting when the session ended: %d", code)
+	next := newLLFeed()
+	next.f.hls, next.hls = l.hls, l.hls
+	next.until(t, 250*time.Millisecond)
+	body = <-waiting
+	if !strings.Contains(body, "#EXT-X-DISCONTINUITY\n#EXT-X-PART:DURATION=0.20000,URI=\"part.mp4?msn=3&part=0\",INDEPENDENT=YES") ||
+		!strings.Contains(body, "#EXT-X-MEDIA-SEQUENCE:1\n") || strings.Count(body, "#EXTINF") != 2 {
+		t.Fatalf("playlist across a publisher reconnect:\n%s", body)
+	}
+	if w := l.get("part.mp4", "msn=3&part=0"); w.Code != 200 {
+		t.Fatalf("the new session's first part: %d", w.Code)
 	}
 }
 

@@ -55,7 +55,7 @@ type publisher struct {
 	closed bool
 	failed atomic.Value // error from the sink: the session must end
 	onFail func()       // ends the session after a store failure
-	hls    *LLHLS       // the fragmenter's Low-Latency HLS parts; nil when LL-HLS is off
+	hls    *LLHLS       // the stream's Low-Latency HLS state; nil when off (under mu)
 	rtc    *rtcFeed     // WebRTC viewers
 	// requestKeyframe asks the source for a keyframe (WebRTC publishers);
 	// nil when it cannot be asked (RTSP).
@@ -67,7 +67,7 @@ type publisher struct {
 
 // newPublisher builds a publisher for a session description. Tracks of
 // unsupported codecs are logged and skipped; with none left it fails.
-func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, lowLatency bool, m *Metrics, log *slog.Logger) (*publisher, error) {
+func newPublisher(l *live, desc *description.Session, settings StreamSettings, out []*gortsplib.ServerStream, m *Metrics, log *slog.Logger) (*publisher, error) {
 	p := &publisher{live: l, tracks: map[format.Format]int{}, out: out, queue: make(chan *Fragment, writeQueue), done: make(chan struct{}), log: log, m: m}
 	var cts []codecTrack
 	for _, medi := range desc.Medias {
@@ -87,10 +87,6 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 	}
 	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
 	p.rtc = newRTCFeed(cts, m)
-	if lowLatency {
-		p.hls = newLLHLS(p.frag.target)
-		p.frag.hls = p.hls
-	}
 	go p.writer()
 	return p, nil
 }
@@ -220,8 +216,8 @@ func (p *publisher) writer() {
 			}
 			continue
 		}
-		if p.hls != nil {
-			p.hls.stored(uint64(f.seq), num)
+		if f.hls != nil {
+			f.hls.stored(f.hlsMSN, num)
 		}
 		p.m.fragments.Inc()
 		p.m.frames.Add(float64(f.Frames))
@@ -234,15 +230,13 @@ func (p *publisher) writer() {
 	}
 }
 
-// lowLatency returns the session's Low-Latency HLS state; nil when LL-HLS
-// is off or the session has ended.
-func (p *publisher) lowLatency() *LLHLS {
+// attachHLS makes the publisher feed the stream's Low-Latency HLS state,
+// from its next fragment on. It is attached once the publisher is the
+// stream's (a publisher refused as a second one must not touch it).
+func (p *publisher) attachHLS(h *LLHLS) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return nil
-	}
-	return p.hls
+	p.hls, p.frag.hls = h, h
 }
 
 // close ends the session: the open fragment is emitted and everything
@@ -260,8 +254,11 @@ func (p *publisher) close() error {
 	close(p.queue)
 	p.mu.Unlock()
 	<-p.done
-	if p.hls != nil {
-		p.hls.close()
+	p.mu.Lock()
+	h := p.hls
+	p.mu.Unlock()
+	if h != nil {
+		h.end()
 	}
 	if ferr, _ := p.failed.Load().(error); ferr != nil {
 		return fmt.Errorf("storing fragments: %w", ferr)

@@ -69,6 +69,7 @@ type Server struct {
 	m       *Metrics
 	mu      sync.Mutex
 	lives   map[string]*live
+	hls     map[string]*LLHLS // Low-Latency HLS state by stream, kept across publishers (llKept)
 	srcs    *sources
 	rtc     *rtcServer // nil when WebRTC is off
 	rtcHTTP http.Handler
@@ -82,7 +83,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, lives: map[string]*live{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, lives: map[string]*live{}, hls: map[string]*LLHLS{}}
 	if cfg.RTSPAddress != "" {
 		s.addListener(cfg.RTSPAddress, cfg.UDPRTPAddress, cfg.UDPRTCPAddress, nil)
 	}
@@ -223,16 +224,24 @@ func (s *Server) IsLive(stream string) bool {
 // has one, and the configuration does not let a new one take over.
 func (s *Server) Busy(stream string) bool { return !s.cfg.TakeOver && s.IsLive(stream) }
 
-// LowLatencyHLS returns the Low-Latency HLS state of a live stream's
-// publisher, or nil.
+// llKept is how long a stream's Low-Latency HLS state outlives its last
+// publisher: players that keep reloading pick up a camera that reconnects.
+const llKept = 10 * time.Minute
+
+// LowLatencyHLS returns a stream's Low-Latency HLS state: its publisher's,
+// or its last publisher's for llKept after it ended; nil otherwise.
 func (s *Server) LowLatencyHLS(stream string) *LLHLS {
 	s.mu.Lock()
-	l := s.lives[stream]
-	s.mu.Unlock()
-	if l == nil {
+	defer s.mu.Unlock()
+	h := s.hls[stream]
+	if h == nil || s.lives[stream] != nil {
+		return h
+	}
+	if ended := h.idleSince(); !ended.IsZero() && time.Since(ended) > llKept {
+		delete(s.hls, stream)
 		return nil
 	}
-	return l.pub.lowLatency()
+	return h
 }
 
 // SourceStates reports the pull sources.
@@ -266,7 +275,7 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 		}
 		l.streams = append(l.streams, st)
 	}
-	p, err := newPublisher(l, desc, settings, l.streams, s.cfg.LowLatencyHLS, s.m, s.log)
+	p, err := newPublisher(l, desc, settings, l.streams, s.m, s.log)
 	if err != nil {
 		l.closeStreams()
 		return nil, err
@@ -281,7 +290,17 @@ func (s *Server) startPublisher(name string, desc *description.Session, stop fun
 		return nil, errBusy
 	}
 	s.lives[name] = l
+	var h *LLHLS
+	if s.cfg.LowLatencyHLS {
+		if h = s.hls[name]; h == nil {
+			h = newLLHLS(p.frag.target)
+			s.hls[name] = h
+		}
+	}
 	s.mu.Unlock()
+	if h != nil {
+		p.attachHLS(h)
+	}
 	s.m.publishers.Inc()
 	s.log.Info("publisher started", "stream", name, "tracks", len(p.tracks))
 	return p, nil

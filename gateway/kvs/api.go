@@ -48,7 +48,8 @@ type Options struct {
 type LiveState interface {
 	IsLive(stream string) bool
 	SourceStates() map[string]media.SourceState
-	// LowLatencyHLS returns a live stream's Low-Latency HLS parts (nil: none).
+	// LowLatencyHLS returns a stream's Low-Latency HLS state (nil: none): its
+	// publisher's, or for a while its last publisher's.
 	LowLatencyHLS(stream string) *media.LLHLS
 }
 

@@ -132,7 +132,7 @@ func (a *API) sessionFrom(r *awsapi.Request, ref streamRef, mode string, sel *hl
 	if err := a.sessionFragments(s, func(streamstore.RecordHeader) bool { found = true; return false }); err != nil {
 		return session{}, a.storeError(s.Stream, err)
 	}
-	if !found && !(mode == "LIVE" && a.live != nil && a.live.LowLatencyHLS(s.Stream) != nil) {
+	if !found && !(mode == "LIVE" && a.lowLatencyLive(s.Stream)) {
 		// (A LIVE session of a stream whose publisher just started plays its
 		// Low-Latency HLS parts, which exist before the first fragment is stored.)
 		return session{}, notFound("No fragments found in the stream for the streaming request.")
@@ -190,6 +190,12 @@ func (a *API) HLSHandler() http.Handler {
 		}
 		archive.ServeHTTP(w, r)
 	})
+}
+
+// lowLatencyLive reports whether a LIVE session starts on Low-Latency HLS:
+// the stream has a publisher now, and LL-HLS is on.
+func (a *API) lowLatencyLive(stream string) bool {
+	return a.live != nil && a.live.IsLive(stream) && a.live.LowLatencyHLS(stream) != nil
 }
 
 // lowLatency serves a LIVE session from the publisher's Low-Latency HLS
@@ -266,7 +272,7 @@ func (a *API) playbackHandler(prefix string, routes map[string]func(http.Respons
 }
 
 func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) error {
-	if s.Mode == "LIVE" && s.Container == "FRAGMENTED_MP4" && a.live != nil && a.live.LowLatencyHLS(s.Stream) != nil {
+	if s.Mode == "LIVE" && s.Container == "FRAGMENTED_MP4" && a.lowLatencyLive(s.Stream) {
 		// At the live edge while a publisher is on: Low-Latency HLS from
 		// memory (players without LL-HLS play it as ordinary HLS).
 		http.Redirect(w, r, "ll/"+url.PathEscape(r.URL.Query().Get("SessionToken"))+"/index.m3u8", http.StatusFound)
