@@ -197,16 +197,8 @@ func TestHLSJSPlaysOnAcrossCameraReconnect(t *testing.T) {
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	clip := mediatest.Clip(t, "h264", 4)
-	publish := func() *exec.Cmd {
-		cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("porch"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		s.waitLive(t, "porch", true)
-		return cmd
-	}
-	first := publish()
+	first := mediatest.PublishLoop(t, clip, s.rtspURL("porch"))
+	s.waitLive(t, "porch", true)
 	url := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
 		StreamName: aws.String("porch"), PlaybackMode: amtypes.HLSPlaybackModeLive})
 	rctx := hlsPlayer(t, url, 120*time.Second)
@@ -239,6 +231,7 @@ func TestHLSJSPlaysOnAcrossCameraReconnect(t *testing.T) {
 	s.waitLive(t, "porch", false)
 	time.Sleep(2 * time.Second) // the camera is away; the player keeps reloading
 	at := playsTo("while the camera is away", 0)
-	publish()
+	mediatest.PublishLoop(t, clip, s.rtspURL("porch"))
+	s.waitLive(t, "porch", true)
 	playsTo("after the camera came back", at+2)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,17 +218,7 @@ func TestHLSLive(t *testing.T) {
 	}
 	// While the camera publishes, the LIVE master playlist leads to Low-Latency
 	// HLS: parts, blocking reload.
-	resp, err := http.Get(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	variant := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(body)
-	if resp.StatusCode != 200 || variant == nil || !strings.Contains(resp.Request.URL.Path, "/hls/v1/ll/") {
-		t.Fatalf("LIVE master playlist (%d, at %s):\n%s", resp.StatusCode, resp.Request.URL, body)
-	}
-	ref, _ := resp.Request.URL.Parse(string(variant))
+	ref := lowLatencyPlaylist(t, master)
 	var ll []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		r2, err := http.Get(ref.String())
@@ -264,7 +255,7 @@ func TestHLSLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err = http.Get(aws.ToString(dash.DASHStreamingSessionURL))
+	resp, err := http.Get(aws.ToString(dash.DASHStreamingSessionURL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,29 +279,11 @@ func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
 	s := startVideoServer(t, nil)
 	c := s.videoClients()
 	clip := mediatest.Clip(t, "h264", 4)
-	publish := func() *exec.Cmd {
-		cmd := exec.Command("ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", s.rtspURL("door"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		s.waitLive(t, "door", true)
-		return cmd
-	}
-	first := publish()
+	first := mediatest.PublishLoop(t, clip, s.rtspURL("door"))
+	s.waitLive(t, "door", true)
 	master := liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
 		StreamName: aws.String("door"), PlaybackMode: amtypes.HLSPlaybackModeLive})
-	resp, err := http.Get(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	variant := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(body)
-	if resp.StatusCode != 200 || variant == nil {
-		t.Fatalf("LIVE master playlist (%d):\n%s", resp.StatusCode, body)
-	}
-	playlist, _ := resp.Request.URL.Parse(string(variant))
+	playlist := lowLatencyPlaylist(t, master)
 	msnRE := regexp.MustCompile(`msn=(\d+)`)
 	newest := func(b []byte) int {
 		n := 0
@@ -343,7 +316,8 @@ func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
 		t.Fatalf("LL playlist while the camera is away:\n%s", away)
 	}
 
-	publish()
+	mediatest.PublishLoop(t, clip, s.rtspURL("door"))
+	s.waitLive(t, "door", true)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		b := get()
 		if bytes.Contains(b, []byte("#EXT-X-DISCONTINUITY\n")) && newest(b) > before+1 {
@@ -353,4 +327,26 @@ func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
 			t.Fatalf("LL playlist after the camera came back (newest msn before: %d):\n%s", before, b)
 		}
 	}
+}
+
+// lowLatencyPlaylist follows a LIVE session's master playlist, which leads
+// to Low-Latency HLS while a publisher is on, and returns its media
+// playlist's URL.
+func lowLatencyPlaylist(t testing.TB, master string) *url.URL {
+	t.Helper()
+	resp, err := http.Get(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	variant := regexp.MustCompile(`(?m)^[^#\s].*\.m3u8.*$`).Find(body)
+	if resp.StatusCode != 200 || variant == nil || !strings.Contains(resp.Request.URL.Path, "/hls/v1/ll/") {
+		t.Fatalf("LIVE master playlist (%d, at %s):\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	ref, err := resp.Request.URL.Parse(string(variant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
