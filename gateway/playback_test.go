@@ -270,9 +270,9 @@ func TestHLSLive(t *testing.T) {
 }
 
 // A camera that reconnects does not break a LIVE player: the Low-Latency
-// HLS playlist it reloads is kept while the camera is away and goes on
-// when it is back, media sequence numbers counting on, with a
-// discontinuity before the new session.
+// HLS playlist it reloads is kept while the camera is away (new LIVE
+// sessions get it too) and goes on when it is back, media sequence numbers
+// counting on, with a discontinuity before the new session.
 func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
 	t.Parallel()
 	mediatest.Need(t, "ffmpeg")
@@ -315,6 +315,9 @@ func TestLowLatencyHLSAcrossPublisherReconnect(t *testing.T) {
 	if away := get(); !bytes.Contains(away, []byte("#EXTINF")) {
 		t.Fatalf("LL playlist while the camera is away:\n%s", away)
 	}
+	// A player that opens now gets the same Low-Latency HLS playlist.
+	lowLatencyPlaylist(t, liveSessionURL(t, c, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("door"), PlaybackMode: amtypes.HLSPlaybackModeLive}))
 
 	mediatest.PublishLoop(t, clip, s.rtspURL("door"))
 	s.waitLive(t, "door", true)

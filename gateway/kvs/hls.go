@@ -192,10 +192,12 @@ func (a *API) HLSHandler() http.Handler {
 	})
 }
 
-// lowLatencyLive reports whether a LIVE session starts on Low-Latency HLS:
-// the stream has a publisher now, and LL-HLS is on.
+// lowLatencyLive reports whether a LIVE session plays Low-Latency HLS: the
+// stream has LL-HLS state, which it has while a publisher is on and for a
+// while after (a player that opens while the camera is briefly away waits
+// for it on the playlist it will keep).
 func (a *API) lowLatencyLive(stream string) bool {
-	return a.live != nil && a.live.IsLive(stream) && a.live.LowLatencyHLS(stream) != nil
+	return a.live != nil && a.live.LowLatencyHLS(stream) != nil
 }
 
 // lowLatency serves a LIVE session from the publisher's Low-Latency HLS
