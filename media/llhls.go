@@ -57,7 +57,6 @@ type LLHLS struct {
 	discSeq int            // discontinuities in segments dropped from segs
 	partSeq uint32         // moof sequence numbers of parts
 	lastMSN uint64         // the newest segment's media sequence number
-	initial bool           // no segment yet
 	inits   map[int][]byte // init segments by id, of the segments in segs
 	initID  int            // the newest init segment's id
 }
@@ -84,7 +83,7 @@ type llPart struct {
 }
 
 func newLLHLS(target time.Duration) *LLHLS {
-	return &LLHLS{target: target, changed: make(chan struct{}), inits: map[int][]byte{}, initial: true}
+	return &LLHLS{target: target, changed: make(chan struct{}), inits: map[int][]byte{}}
 }
 
 // notify wakes waiting requests. The caller holds l.mu.
@@ -102,9 +101,10 @@ func (l *LLHLS) open(init []byte, disc bool, start time.Time) uint64 {
 		l.initID++
 		l.inits[l.initID] = init
 	}
+	first := l.lastMSN == 0 // the stream's first segment: nothing before it to be discontinuous with
 	l.lastMSN++
-	l.segs = append(l.segs, &llSegment{msn: l.lastMSN, initID: l.initID, disc: disc && !l.initial, start: start})
-	l.initial, l.ended = false, time.Time{}
+	l.segs = append(l.segs, &llSegment{msn: l.lastMSN, initID: l.initID, disc: disc && !first, start: start})
+	l.ended = time.Time{}
 	l.notify()
 	return l.lastMSN
 }
