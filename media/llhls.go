@@ -369,7 +369,7 @@ func (l *LLHLS) serveMultivariant(w http.ResponseWriter, r *http.Request) error 
 		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", info.Width, info.Height)
 	}
 	b.WriteString("\nstream.m3u8\n")
-	writeM3U8(w, b.String())
+	WritePlaylist(w, b.String())
 	return nil
 }
 
@@ -408,7 +408,7 @@ func (l *LLHLS) servePlaylist(w http.ResponseWriter, r *http.Request, q map[stri
 	}
 	body := l.playlist(v)
 	l.mu.Unlock()
-	writeM3U8(w, body)
+	WritePlaylist(w, body)
 	return nil
 }
 
@@ -572,7 +572,9 @@ func (l *LLHLS) serveSegment(w http.ResponseWriter, r *http.Request, q map[strin
 	return nil
 }
 
-func writeM3U8(w http.ResponseWriter, body string) {
+// WritePlaylist answers with an HLS playlist, never cached (archived and
+// low-latency playlists alike).
+func WritePlaylist(w http.ResponseWriter, body string) {
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

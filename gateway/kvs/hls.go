@@ -306,7 +306,7 @@ func (a *API) masterPlaylist(w http.ResponseWriter, r *http.Request, s session) 
 		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.Width, v.Height)
 	}
 	fmt.Fprintf(&b, "\ngetHLSMediaPlaylist.m3u8?SessionToken=%s\n", token)
-	writePlaylist(w, b.String())
+	media.WritePlaylist(w, b.String())
 	return nil
 }
 
@@ -370,7 +370,7 @@ func (a *API) mediaPlaylist(w http.ResponseWriter, r *http.Request, s session) e
 	if s.Mode == "ON_DEMAND" || (s.End != 0 && len(entries) > 0 && s.endReached(entries[len(entries)-1].h)) {
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
-	writePlaylist(w, b.String())
+	media.WritePlaylist(w, b.String())
 	return nil
 }
 
@@ -382,13 +382,6 @@ func (s session) endReached(h streamstore.RecordHeader) bool {
 		t = h.Producer
 	}
 	return t >= s.End
-}
-
-func writePlaylist(w http.ResponseWriter, body string) {
-	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write([]byte(body))
 }
 
 // sessionFragment reads a fragment of the session's stream by number and
