@@ -1,7 +1,6 @@
 package media
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -118,7 +117,7 @@ func (s *Server) addListener(addr, udpRTP, udpRTCP string, tlsConf *tls.Config) 
 				return nil, err
 			}
 			l.addr = ln.Addr()
-			return bufferedListener{ln}, nil
+			return RTSPListener(ln), nil
 		},
 	}
 	s.servers = append(s.servers, l)
@@ -514,28 +513,3 @@ func (h *rtspHandler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.R
 // ErrStreamNotFound is what a Sink returns for a stream that does not exist
 // and may not be created.
 var ErrStreamNotFound = errors.New("stream not found")
-
-// readChunk is how much an RTSP connection reads from its socket at once.
-const readChunk = 32 << 10
-
-// bufferedListener hands gortsplib connections that read the socket in
-// readChunk pieces. gortsplib reads through a 4 KiB bufio.Reader, so a
-// camera's frame, which arrives as a burst of RTP packets (17 KB at
-// 4 Mbit/s and 30 fps), took five read system calls; now it takes one.
-type bufferedListener struct{ net.Listener }
-
-func (l bufferedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readChunk)}, nil
-}
-
-// bufferedConn is a net.Conn whose reads go through r.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

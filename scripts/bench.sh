@@ -107,6 +107,15 @@ if [ -n "$CAMERAS" ] && command -v ffmpeg >/dev/null; then
     kill -TERM "$PID"; wait "$PID" || true; startv; sleep 1
     "$BIN" bench video --rtsp "rtsp://$KEYID:$SECRET@$RTSP" --clip "$CLIPS/cam720.mp4" --cameras "$n" --duration "$DUR" --server-pid "$PID" --metrics "$EP/metrics"
   done
+  echo "== video ingest floor: the same publishers against gortsplib alone (packets discarded, same socket reads)"
+  kill -TERM "$PID"; wait "$PID" || true
+  for n in $CAMERAS; do
+    "$BIN" bench rtsp-floor --rtsp-addr "$RTSP" & FLOOR=$!
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${RTSP%:*}/${RTSP#*:}") 2>/dev/null && break; sleep 0.05; done
+    "$BIN" bench video --rtsp "rtsp://$RTSP" --clip "$CLIPS/cam720.mp4" --cameras "$n" --duration "$DUR" --server-pid "$FLOOR"
+    kill -TERM "$FLOOR"; wait "$FLOOR" || true
+  done
+  startv
   VIEWERS=${BENCH_VIEWERS-200}
   if [ -n "$VIEWERS" ]; then
     echo "== WebRTC (WHEP): a synthetic 30 fps 4 Mbit/s camera over RTSP; latency, first frame, $VIEWERS pion viewers on loopback"

@@ -35,6 +35,8 @@ func benchCmd(args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "video":
 		return benchVideoCmd(args[1:])
+	case len(args) > 0 && args[0] == "rtsp-floor":
+		return benchRTSPFloorCmd(args[1:])
 	case len(args) > 0 && args[0] == "fragments":
 		return benchFragmentsCmd(args[1:])
 	case len(args) > 0 && args[0] == "llhls":
@@ -50,7 +52,7 @@ func benchCmd(args []string) error {
 	case len(args) > 0 && args[0] == "putmedia":
 		return benchPutMediaCmd(args[1:])
 	case len(args) == 0 || args[0] != "kinesis":
-		return errors.New("usage: streamgate bench kinesis|video|fragments|llhls|webrtc|mqtt|firehose|analytics|putmedia [flags]")
+		return errors.New("usage: streamgate bench kinesis|video|rtsp-floor|fragments|llhls|webrtc|mqtt|firehose|analytics|putmedia [flags]")
 	}
 	var b bench
 	fs := flag.NewFlagSet("bench kinesis", flag.ExitOnError)
