@@ -44,6 +44,7 @@ func benchVideoCmd(args []string) error {
 	duration := fs.Duration("duration", 20*time.Second, "measured time, after a warm-up")
 	warmup := fs.Duration("warmup", 6*time.Second, "time before measuring (publishers connect, first fragments)")
 	serverPID := fs.Int("server-pid", 0, "pid of the gateway, for its CPU time and RSS")
+	stagger := fs.Duration("stagger", 0, "spread the publishers' starts over this long (e.g. the GOP), so their keyframes do not align as they do when all start at once")
 	metricsURL := fs.String("metrics", "", "the gateway's /metrics URL; without it (against `bench rtsp-floor`) only CPU and RSS are reported")
 	fs.Parse(args)
 	if *rtspBase == "" || *clip == "" || *serverPID == 0 {
@@ -59,6 +60,9 @@ func benchVideoCmd(args []string) error {
 	rss0 := procRSSKiB(*serverPID)
 	pubs := make([]*publisherProc, *cameras)
 	for i := range pubs {
+		if i > 0 {
+			time.Sleep(*stagger / time.Duration(*cameras))
+		}
 		p, err := startPublisher(*clip, fmt.Sprintf("%s/bench-%03d", strings.TrimSuffix(*rtspBase, "/"), i))
 		if err != nil {
 			return err
