@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"net"
 	"os"
@@ -39,21 +38,11 @@ func benchRTSPFloorCmd(args []string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	defer s.Close()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case <-sig:
-		return nil
-	case <-waitServer(s):
-		return errors.New("rtsp-floor: server stopped")
-	}
-}
-
-func waitServer(s *gortsplib.Server) <-chan struct{} {
-	done := make(chan struct{})
-	go func() { s.Wait(); close(done) }()
-	return done
+	go func() { <-sig; s.Close() }()
+	s.Wait()
+	return nil
 }
 
 // discardPublisher accepts any ANNOUNCE/SETUP/RECORD and drops the packets.
