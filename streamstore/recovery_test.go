@@ -256,39 +256,7 @@ func TestKill9KeepsEveryAcknowledgedRecord(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for round := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChildWriter$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		acked := map[string]string{}
-		lines := make(chan string, 1024)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		deadline := time.After(time.Duration(800+400*round) * time.Millisecond)
-	collect:
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					break collect
-				}
-				f := strings.Fields(l)
-				if len(f) == 3 {
-					acked[f[0]+" "+f[1]] = f[2]
-				}
-			case <-deadline:
-				cmd.Process.Signal(syscall.SIGKILL)
-				deadline = nil
-			}
-		}
-		cmd.Wait()
+		acked := killCrashChild(t, "TestCrashChildWriter", dir, time.Duration(800+400*round)*time.Millisecond)
 		if len(acked) < 100 {
 			t.Fatalf("round %d: only %d acknowledged records before the kill", round, len(acked))
 		}
@@ -309,6 +277,45 @@ func TestKill9KeepsEveryAcknowledgedRecord(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: %d acknowledged records, all present (%d in the log)", round, len(acked), len(got))
+	}
+}
+
+// killCrashChild runs the test binary as the writer child test child on
+// dir, kills it with SIGKILL after d, and returns what it acknowledged:
+// "shard index" to the line's third field.
+func killCrashChild(t *testing.T, child, dir string, d time.Duration) map[string]string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]string{}
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(d)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				cmd.Wait()
+				return acked
+			}
+			f := strings.Fields(l)
+			if len(f) == 3 {
+				acked[f[0]+" "+f[1]] = f[2]
+			}
+		case <-deadline:
+			cmd.Process.Signal(syscall.SIGKILL)
+			deadline = nil
+		}
 	}
 }
 

@@ -27,7 +27,13 @@ type shardLog struct {
 	num  uint32
 	opts *Options
 
+	// tail is held by every append while it writes, and by a RecordWriter
+	// from Begin to Commit or Abort: the open record owns the bytes after
+	// the last frame. Lock order: tail before syncMu before mu.
+	tail sync.Mutex
+
 	mu          sync.RWMutex
+	open        bool       // a RecordWriter holds the tail: the active segment must not roll
 	segments    []*segment // replaced, never mutated in place (copy on write)
 	next        uint64     // index the next record gets
 	lastArrival int64
@@ -272,34 +278,17 @@ type appendMark struct {
 // durable yet: see waitDurable. The clock is read under the shard's lock,
 // so an append never gets an arrival time before a watermark taken earlier.
 func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, error) {
+	sh.tail.Lock()
+	defer sh.tail.Unlock()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	now := clock().UnixNano()
-	if sh.fault != nil {
-		return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+	g, now, err := sh.activeLocked(clock)
+	if err != nil {
+		return 0, err
 	}
-	if sh.closed {
-		return 0, ErrShardClosed
-	}
-	if now < sh.lastArrival {
-		now = sh.lastArrival // arrival times never go backwards within a shard
-	}
-	g := sh.segments[len(sh.segments)-1]
-	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.rollAge) {
-		if err := sh.rollLocked(); err != nil {
-			return 0, err
-		}
-		g = sh.segments[len(sh.segments)-1]
-	}
-	// Arrival times never go backwards within a shard; a requested one (a
-	// fragment's first packet) may be earlier than now, never later.
 	t := sh.lastArrival
 	for i := range recs {
-		if a := recs[i].arrival; a > 0 && a < now {
-			t = max(t, a)
-		} else {
-			t = now
-		}
+		t = arrivalAt(t, recs[i].arrival, now)
 		recs[i].arrival = t
 	}
 	first := sh.next
@@ -364,13 +353,54 @@ func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, erro
 	sh.next += uint64(len(recs))
 	sh.lastArrival = t
 	sh.addBytes(size + int64(24*len(newIndex)))
+	sh.appendedLocked(recs[0].arrival)
+	return first, nil
+}
+
+// activeLocked returns the segment the next record goes to, rolling the
+// active one when it is full or old, and the time an append reads its
+// clock at (never before the last arrival). The caller holds mu.
+func (sh *shardLog) activeLocked(clock func() time.Time) (*segment, int64, error) {
+	now := clock().UnixNano()
+	if sh.fault != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
+	}
+	if sh.closed {
+		return nil, 0, ErrShardClosed
+	}
+	if now < sh.lastArrival {
+		now = sh.lastArrival // arrival times never go backwards within a shard
+	}
+	g := sh.segments[len(sh.segments)-1]
+	if g.count > 0 && (g.size >= sh.rollBytes || time.Duration(now-g.firstTime) >= sh.rollAge) {
+		if err := sh.rollLocked(); err != nil {
+			return nil, 0, err
+		}
+		g = sh.segments[len(sh.segments)-1]
+	}
+	return g, now, nil
+}
+
+// arrivalAt is the arrival time a record gets when it asks for requested
+// (0: none) at now, after a record that arrived at prev: a requested one (a
+// fragment's first packet) may be earlier than now, never later, and never
+// before prev. Arrival times never go backwards within a shard.
+func arrivalAt(prev, requested, now int64) int64 {
+	if requested > 0 && requested < now {
+		return max(prev, requested)
+	}
+	return now
+}
+
+// appendedLocked makes records up to sh.next readable, at once or (with
+// FsyncAlways) once durable. The caller holds mu.
+func (sh *shardLog) appendedLocked(firstArrival int64) {
 	if sh.opts.Fsync != FsyncAlways {
 		sh.publish(sh.next)
 	} else {
 		sh.trimUnreadable()
-		sh.unreadable = append(sh.unreadable, appendMark{sh.next, recs[0].arrival})
+		sh.unreadable = append(sh.unreadable, appendMark{sh.next, firstArrival})
 	}
-	return first, nil
 }
 
 // trimUnreadable drops the marks of appends that are visible now. The
@@ -708,7 +738,7 @@ func (sh *shardLog) rollIfIdle(now int64) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	g := sh.segments[len(sh.segments)-1]
-	if sh.fault != nil || sh.closed || g.count == 0 || time.Duration(now-g.firstTime) < sh.rollAge {
+	if sh.fault != nil || sh.closed || sh.open || g.count == 0 || time.Duration(now-g.firstTime) < sh.rollAge {
 		return
 	}
 	if err := sh.rollLocked(); err != nil {
