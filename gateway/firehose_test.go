@@ -239,15 +239,14 @@ func TestFirehoseDynamicPartitioningAndKinesisSource(t *testing.T) {
 	day := time.Now().UTC().Format("2006-01-02")
 	waitFor(t, 20*time.Second, "three customer prefixes and the error output", func() bool {
 		for _, p := range []string{"customer=c0/dt=" + day, "customer=c1/dt=" + day, "customer=c2/dt=" + day, "errors/processing-failed"} {
-			if ents, _ := os.ReadDir(filepath.Join(lake, p)); len(ents) == 0 {
+			if len(deliveredObjects(filepath.Join(lake, p))) == 0 {
 				return false
 			}
 		}
 		return true
 	})
 	for c := range 3 {
-		ents, _ := os.ReadDir(filepath.Join(lake, fmt.Sprintf("customer=c%d/dt=%s", c, day)))
-		for _, e := range ents {
+		for _, e := range deliveredObjects(filepath.Join(lake, fmt.Sprintf("customer=c%d/dt=%s", c, day))) {
 			raw, _ := os.ReadFile(filepath.Join(lake, fmt.Sprintf("customer=c%d/dt=%s", c, day), e.Name()))
 			body, err := io.ReadAll(snappy.NewReader(bytes.NewReader(raw)))
 			if err != nil || !strings.HasSuffix(e.Name(), ".snappy") {
@@ -576,7 +575,7 @@ func TestFirehoseParquetConversion(t *testing.T) {
 			}
 			return nil
 		})
-		bad, _ := os.ReadDir(filepath.Join(lake, "bad", "format-conversion-failed"))
+		bad := deliveredObjects(filepath.Join(lake, "bad", "format-conversion-failed"))
 		return len(files) > 0 && len(bad) > 0
 	})
 	rows := 0
@@ -604,4 +603,17 @@ func TestFirehoseParquetConversion(t *testing.T) {
 			DataFormatConversionConfiguration: &fhtypes.DataFormatConversionConfiguration{Enabled: aws.Bool(true),
 				SchemaConfiguration: &fhtypes.SchemaConfiguration{TableName: aws.String("nope")}}}})
 	apiError(t, err, "InvalidArgumentException")
+}
+
+// deliveredObjects lists a bucket directory's complete objects: a delivery
+// in flight is a ".tmp-" file until it is renamed into place.
+func deliveredObjects(dir string) []os.DirEntry {
+	ents, _ := os.ReadDir(dir)
+	var out []os.DirEntry
+	for _, e := range ents {
+		if !strings.Contains(e.Name(), ".tmp-") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
