@@ -32,11 +32,12 @@ type cachedFragment struct {
 // sample; longer ones are a new session and are closed up.
 const maxClipGap = 5 // seconds
 
-// FragmentReader reads a stored fragment whole, or only its head: the init
-// segment and the first bytes of moof+mdat (the sample tables).
+// FragmentReader reads a stored fragment whole, or opens it: its init
+// segment and a reader of its moof+mdat chunks that reads only what is
+// asked (the sample tables).
 type FragmentReader struct {
 	Read func(id uint64) (init, media []byte, err error)
-	Head func(id uint64) (init, mediaHead []byte, err error)
+	Open func(id uint64) (init []byte, media *io.SectionReader, err error)
 }
 
 // PlanClip plans a clip of the fragments ids. It stops at the first
@@ -177,37 +178,54 @@ func (c *Clip) fragment(id uint64) (fmp4.Parts, error) {
 	return parts, nil
 }
 
-// sampleTables reads fragments for planning: from the head alone when the
-// moof fits in it, else whole.
+// sampleTables reads fragments for planning: each chunk's moof and mdat
+// header, not the samples.
 type sampleTables struct {
-	zeros []byte // reused: a moof copied to the front, room for the mdat behind
+	buf []byte // reused: the moofs at their offsets, room for the mdats between
 }
 
+// tablesRead is how much a plan reads at each chunk: a chunk's moof (a few
+// hundred bytes for a fifth of a second of video and audio) and the mdat
+// header after it fit; a larger moof is read in a second step.
+const tablesRead = 4 << 10
+
 func (t *sampleTables) read(id uint64, r FragmentReader) (init, media []byte, err error) {
-	if r.Head == nil {
+	if r.Open == nil {
 		return r.Read(id)
 	}
-	init, head, err := r.Head(id)
+	init, body, err := r.Open(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(head) < 8 || string(head[4:8]) != "moof" {
-		return r.Read(id)
+	size := body.Size()
+	if int64(cap(t.buf)) < size {
+		t.buf = make([]byte, size)
 	}
-	moof := int(binary.BigEndian.Uint32(head))
-	if moof < 8 || len(head) < moof+8 || string(head[moof+4:moof+8]) != "mdat" {
-		return r.Read(id) // the sample tables run past the head
-	}
-	total := moof + int(binary.BigEndian.Uint32(head[moof:]))
-	if total < moof+8 {
-		return r.Read(id)
-	}
-	if cap(t.zeros) < total {
-		t.zeros = make([]byte, total)
-	}
-	// The mdat's bytes are whatever the buffer holds: a plan reads only the
+	// The mdats' bytes are whatever the buffer holds: a plan reads only the
 	// samples' sizes and times, and the payloads are read again when written.
-	buf := t.zeros[:total]
-	copy(buf, head[:moof+8])
+	buf := t.buf[:size]
+	for off := int64(0); off < size; {
+		n := min(tablesRead, size-off)
+		if _, err := body.ReadAt(buf[off:off+n], off); err != nil {
+			return nil, nil, err
+		}
+		if n < 8 || string(buf[off+4:off+8]) != "moof" {
+			return nil, nil, fmt.Errorf("fragment %d: no moof at %d", id, off)
+		}
+		moof := int64(binary.BigEndian.Uint32(buf[off:]))
+		if moof < 8 || off+moof+8 > size {
+			return nil, nil, fmt.Errorf("fragment %d: bad moof at %d", id, off)
+		}
+		if moof+8 > n {
+			if _, err := body.ReadAt(buf[off+n:off+moof+8], off+n); err != nil {
+				return nil, nil, err
+			}
+		}
+		mdat := int64(binary.BigEndian.Uint32(buf[off+moof:]))
+		if string(buf[off+moof+4:off+moof+8]) != "mdat" || mdat < 8 || off+moof+mdat > size {
+			return nil, nil, fmt.Errorf("fragment %d: bad mdat at %d", id, off+moof)
+		}
+		off += moof + mdat
+	}
 	return init, buf, nil
 }

@@ -10,14 +10,12 @@ import (
 )
 
 // Fragment is one keyframe-aligned piece of a stream: an fMP4 initialization
-// segment (ftyp+moov) for its tracks and one moof+mdat. It is self-contained:
-// a player needs no other fragment to decode it.
+// segment (ftyp+moov) for its tracks and its samples as moof+mdat chunks of
+// about partTarget each. It is self-contained: a player needs no other
+// fragment to decode it. Its bytes are in the store, written as they were
+// cut; this is what is known about it.
 type Fragment struct {
 	Init []byte // ftyp+moov
-	// Media is the moof+mdat in pieces, as the fragmenter leaves it: the moof
-	// with the mdat header, then the samples' payloads. The store writes the
-	// pieces one after another; nothing copies them together.
-	Media [][]byte
 
 	Producer      time.Time     // the producer's clock at the first sample (RTCP sender reports, else the server's anchored clock)
 	Server        time.Time     // when the first packet of the first sample arrived
@@ -27,27 +25,21 @@ type Fragment struct {
 	Samples       int           // all tracks
 	Frames        int           // samples of the leading track (video frames)
 
-	completed time.Time // when the packet that completed the fragment arrived
-	hls       *LLHLS    // the LL-HLS state it is a segment of (nil: none)
-	hlsMSN    uint64    // its media sequence number there
-}
-
-// Pieces is the fragment as stored: Init, then the pieces of Media.
-func (f *Fragment) Pieces() [][]byte {
-	return append([][]byte{f.Init}, f.Media...)
+	w         FragmentWriter // where its bytes are
+	number    string         // its fragment number, once committed
+	size      int            // bytes written: init and chunks
+	completed time.Time      // when the packet that completed the fragment arrived
+	hls       *LLHLS         // the LL-HLS state it is a segment of (nil: none)
+	hlsMSN    uint64         // its media sequence number there
 }
 
 // Size is the stored fragment's length in bytes.
-func (f *Fragment) Size() int {
-	n := len(f.Init)
-	for _, p := range f.Media {
-		n += len(p)
-	}
-	return n
-}
+func (f *Fragment) Size() int { return f.size }
 
 // FragmentMeta is what a fragment record's key says about it, so a listing
-// reads no video: "f1 <duration µs> <init bytes> <samples> <flags>".
+// reads no video: "f1 <duration µs> <init bytes> <samples> <flags> <server ns>",
+// at most MaxFragmentKey bytes (the store reserves that much before the
+// fragment's metadata is known, and may pad the key with spaces).
 type FragmentMeta struct {
 	Duration      time.Duration
 	InitSize      int
@@ -77,6 +69,9 @@ func (m FragmentMeta) Key() string {
 	}
 	return fmt.Sprintf("f1 %d %d %d %s %d", m.Duration.Microseconds(), m.InitSize, m.Samples, flags, m.ServerNanos)
 }
+
+// MaxFragmentKey bounds the length of FragmentMeta.Key.
+const MaxFragmentKey = 96
 
 var errBadMeta = errors.New("not a fragment key")
 

@@ -2,11 +2,14 @@ package media
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
+	"math"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
@@ -19,8 +22,8 @@ var (
 )
 
 // fakeTrack is a codecTrack whose access units say what they are: au[0][0]
-// is 1 for a keyframe, 2 for a keyframe with new parameters; the DTS is the
-// PTS. Audio fake tracks are always sync with a fixed nominal duration.
+// is 1 for a keyframe, 2 for a keyframe with new parameters (the rest of
+// au[0] ends the payload); the DTS is the PTS. Audio fake tracks are always sync with a fixed nominal duration.
 type fakeTrack struct {
 	video bool
 	rate  int
@@ -30,13 +33,13 @@ type fakeTrack struct {
 func (f *fakeTrack) depacketize(*rtp.Packet) ([][][]byte, error) { return nil, nil }
 func (f *fakeTrack) sample(pts int64, au [][]byte) (sample, bool, bool, error) {
 	if !f.video {
-		return sample{dts: pts, sync: true, payload: []byte{0xaa}, nominal: 1024}, true, false, nil
+		return sample{dts: pts, sync: true, payload: [][]byte{{0xaa}}, nominal: 1024}, true, false, nil
 	}
 	changed := au[0][0] == 2
 	if changed {
 		f.sps = append(bytes.Clone(testSPS[:len(testSPS)-1]), 0x21) // any different SPS bytes
 	}
-	return sample{dts: pts, sync: au[0][0] != 0, payload: []byte{au[0][0], 0, 0, 1}}, true, changed, nil
+	return sample{dts: pts, sync: au[0][0] != 0, payload: [][]byte{{au[0][0], 0, 0, 1}, au[0][1:]}}, true, changed, nil
 }
 func (f *fakeTrack) codec() mp4.Codec {
 	if !f.video {
@@ -52,12 +55,49 @@ func (f *fakeTrack) clockRate() int { return f.rate }
 func (f *fakeTrack) isVideo() bool  { return f.video }
 func (f *fakeTrack) name() string   { return "fake" }
 
+// memWriter holds a fragment's record in memory, as the store holds it.
+type memWriter struct {
+	mu        sync.Mutex
+	data      []byte
+	committed bool
+}
+
+func (w *memWriter) Write(pieces ...[]byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range pieces {
+		w.data = append(w.data, p...)
+	}
+	return nil
+}
+
+func (w *memWriter) ReadAt(p []byte, off int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if off < 0 || off+int64(len(p)) > int64(len(w.data)) {
+		return io.ErrUnexpectedEOF
+	}
+	copy(p, w.data[off:])
+	return nil
+}
+
+func (w *memWriter) Commit(*Fragment) (string, error) { w.committed = true; return "1", nil }
+func (w *memWriter) Durable() error                   { return nil }
+func (w *memWriter) Abort()                           { w.data = nil }
+
 type collected struct{ frags []*Fragment }
 
-// mediaOf is a fragment's moof+mdat in one slice, as the store holds it.
-func mediaOf(f *Fragment) []byte { return bytes.Join(f.Media, nil) }
+func (c *collected) begin(*Fragment) (FragmentWriter, error) { return &memWriter{}, nil }
+func (c *collected) emit(f *Fragment) error                  { c.frags = append(c.frags, f); return nil }
 
-func (c *collected) emit(f *Fragment) error { c.frags = append(c.frags, f); return nil }
+// mediaOf is a fragment's moof+mdat chunks in one slice, as the store holds them.
+func mediaOf(f *Fragment) []byte {
+	w := f.w.(*memWriter)
+	if !bytes.Equal(w.data[:len(f.Init)], f.Init) || len(w.data) != f.Size() {
+		panic("stored fragment does not start with its init segment or has the wrong size")
+	}
+	return w.data[len(f.Init):]
+}
 
 // parse decodes a fragment and returns, per track ID, its base time and samples.
 func parse(t *testing.T, f *Fragment) map[int]*fmp4.PartTrack {
@@ -70,10 +110,21 @@ func parse(t *testing.T, f *Fragment) map[int]*fmp4.PartTrack {
 	if err := parts.Unmarshal(mediaOf(f)); err != nil {
 		t.Fatalf("media: %v", err)
 	}
+	// A track's samples in the chunks, which must follow on in time.
 	out := map[int]*fmp4.PartTrack{}
+	next := map[int]uint64{}
 	for _, p := range parts {
 		for _, pt := range p.Tracks {
-			out[pt.ID] = pt
+			if out[pt.ID] == nil {
+				out[pt.ID] = &fmp4.PartTrack{ID: pt.ID, BaseTime: pt.BaseTime}
+			} else if pt.BaseTime != next[pt.ID] {
+				t.Errorf("track %d: a chunk starts at %d, the one before ended at %d", pt.ID, pt.BaseTime, next[pt.ID])
+			}
+			next[pt.ID] = pt.BaseTime
+			for _, s := range pt.Samples {
+				next[pt.ID] += uint64(s.Duration)
+			}
+			out[pt.ID].Samples = append(out[pt.ID].Samples, pt.Samples...)
 		}
 	}
 	return out
@@ -82,7 +133,7 @@ func parse(t *testing.T, f *Fragment) map[int]*fmp4.PartTrack {
 func TestFragmenterCutsAtKeyframesAfterTarget(t *testing.T) {
 	var c collected
 	video, audio := &fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}
-	f := newFragmenter([]codecTrack{video, audio}, 2*time.Second, 10*time.Second, c.emit)
+	f := newFragmenter([]codecTrack{video, audio}, 2*time.Second, 10*time.Second, c.begin, c.emit)
 	t0 := time.Unix(1_800_000_000, 0)
 	// 10.5 s at 25 fps with a keyframe every 50 frames, audio every 1024 samples,
 	// and 3 audio frames before the first video keyframe (dropped).
@@ -152,7 +203,7 @@ func TestFragmenterCutsAtKeyframesAfterTarget(t *testing.T) {
 
 func TestFragmenterHardMaximumWithoutKeyframes(t *testing.T) {
 	var c collected
-	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, time.Second, 3*time.Second, c.emit)
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, time.Second, 3*time.Second, c.begin, c.emit)
 	for i := range 250 { // 10 s at 25 fps, one keyframe at the start
 		kind := byte(0)
 		if i == 0 {
@@ -173,7 +224,7 @@ func TestFragmenterHardMaximumWithoutKeyframes(t *testing.T) {
 
 func TestFragmenterParameterChangeStartsNewInit(t *testing.T) {
 	var c collected
-	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, 2*time.Second, 10*time.Second, c.emit)
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}}, 2*time.Second, 10*time.Second, c.begin, c.emit)
 	for i := range 30 {
 		kind := byte(0)
 		switch i {
@@ -202,6 +253,14 @@ func TestFragmentMetaRoundTrip(t *testing.T) {
 	if err != nil || got != m {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
+	// The store pads a fragment's key to its reservation.
+	if got, err := ParseFragmentMeta(m.Key() + strings.Repeat(" ", 20)); err != nil || got != m {
+		t.Fatalf("padded key: %+v, %v", got, err)
+	}
+	widest := FragmentMeta{Duration: math.MaxInt64, InitSize: math.MaxInt, Samples: math.MaxInt, Keyframe: true, Discontinuity: true, ServerNanos: math.MinInt64}
+	if n := len(widest.Key()); n > MaxFragmentKey {
+		t.Fatalf("a key of %d bytes, reserved %d", n, MaxFragmentKey)
+	}
 }
 
 func FuzzParseFragmentMeta(f *testing.F) {
@@ -227,7 +286,7 @@ func FuzzParseFragmentMeta(f *testing.F) {
 // realFragment is a fragment the fragmenter made from fake H.264 and Opus.
 func realFragment(t testing.TB) *Fragment {
 	var c collected
-	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}}, time.Second, 5*time.Second, c.emit)
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}}, time.Second, 5*time.Second, c.begin, c.emit)
 	for i := range 30 {
 		kind := byte(0)
 		if i == 0 {
@@ -279,20 +338,37 @@ func FuzzTSFromFragment(f *testing.F) {
 	})
 }
 
-// A clip planned from fragment heads (the moof and a little of the mdat) is
-// byte for byte the clip planned from whole fragments.
-func TestClipPlannedFromHeads(t *testing.T) {
+// countingReader counts the reads made through it.
+type countingReader struct {
+	r     io.ReaderAt
+	reads int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return c.r.ReadAt(p, off)
+}
+
+// A clip planned from each chunk's moof (read in ranges) is byte for byte
+// the clip planned from whole fragments.
+func TestClipPlannedFromSampleTables(t *testing.T) {
 	fr := realFragment(t)
 	media := mediaOf(fr)
-	moof := int(binary.BigEndian.Uint32(media))
+	chunks := bytes.Count(media, []byte("moof"))
+	if chunks < 3 {
+		t.Fatalf("a 1.2 s fragment in %d chunks", chunks)
+	}
 	whole := FragmentReader{Read: func(uint64) ([]byte, []byte, error) { return fr.Init, media, nil }}
-	heads := whole
-	heads.Head = func(uint64) ([]byte, []byte, error) { return fr.Init, media[:moof+10], nil }
+	tables := whole
+	counter := &countingReader{r: bytes.NewReader(media)}
+	tables.Open = func(uint64) ([]byte, *io.SectionReader, error) {
+		return fr.Init, io.NewSectionReader(counter, 0, int64(len(media))), nil
+	}
 	var a, b bytes.Buffer
 	for _, c := range []struct {
 		r   FragmentReader
 		out *bytes.Buffer
-	}{{whole, &a}, {heads, &b}} {
+	}{{whole, &a}, {tables, &b}} {
 		clip, err := PlanClip([]uint64{1, 2, 3}, c.r)
 		if err != nil {
 			t.Fatal(err)
@@ -303,6 +379,9 @@ func TestClipPlannedFromHeads(t *testing.T) {
 	}
 	if a.Len() == 0 || !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatalf("clips differ: %d and %d bytes", a.Len(), b.Len())
+	}
+	if counter.reads != 3*chunks {
+		t.Fatalf("planning 3 fragments of %d chunks read %d times, want one read per chunk", chunks, counter.reads)
 	}
 }
 
@@ -325,4 +404,69 @@ func FuzzMKVReader(f *testing.F) {
 		}
 		parseAVCC(data)
 	})
+}
+
+// A viewer joining mid-GOP gets the open fragment's samples from the latest
+// keyframe: those already written read back from the store, the newest from
+// memory.
+func TestGOPReadsWrittenSamplesBack(t *testing.T) {
+	var c collected
+	f := newFragmenter([]codecTrack{&fakeTrack{video: true, rate: 90000}, &fakeTrack{rate: 48000}}, 2*time.Second, 10*time.Second, c.begin, c.emit)
+	frame := func(i int, key bool) {
+		kind := byte(0)
+		if key {
+			kind = 1
+		}
+		if err := f.Write(0, int64(i*3600), time.Time{}, time.Now(), [][]byte{{kind, byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		f.Write(1, int64(i*1920), time.Time{}, time.Now(), [][]byte{{0}})
+	}
+	want := func(from, to int) {
+		t.Helper()
+		gop := f.gop(0)
+		if len(gop) != to-from+1 {
+			t.Fatalf("GOP of %d frames, want %d (frames %d to %d)", len(gop), to-from+1, from, to)
+		}
+		for k, p := range gop {
+			if len(p) != 5 || p[4] != byte(from+k) || (p[0] == 1) != (k == 0) {
+				t.Fatalf("GOP frame %d is %v, want frame %d", k, p, from+k)
+			}
+		}
+	}
+	if f.gop(0) != nil {
+		t.Fatal("a GOP before any frame")
+	}
+	for i := range 45 {
+		frame(i, i == 0 || i == 20)
+	}
+	if w := f.tracks[0].written; len(w) == 0 || !w[0].sync {
+		t.Fatalf("the keyframe of frame 20 is not written yet (%d written): the test reads nothing back", len(w))
+	}
+	want(20, 44)
+	frame(45, true) // a keyframe still in memory
+	want(45, 45)
+	for i := 46; i < 50; i++ {
+		frame(i, false)
+	}
+	want(45, 49)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.gop(0) != nil {
+		t.Fatal("a GOP after the session closed")
+	}
+}
+
+// A sample's length-prefixed pieces are, joined, what AVCC marshalling makes.
+func TestLengthPrefixedIsAVCC(t *testing.T) {
+	for _, au := range [][][]byte{{testSPS, testPPS, {0x65, 1, 2, 3}}, {{0x41}}, {{}, bytes.Repeat([]byte{9}, 70000)}} {
+		want, err := h264.AVCC(au).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(lengthPrefixed(au), nil); !bytes.Equal(got, want) {
+			t.Fatalf("%d NAL units: %x, AVCC %x", len(au), got[:min(len(got), 16)], want[:min(len(want), 16)])
+		}
+	}
 }

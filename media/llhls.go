@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 )
 
 // Low-Latency HLS comes from the fragmenter itself rather than from a second
@@ -55,7 +53,6 @@ type LLHLS struct {
 	watched time.Time      // last request
 	segs    []*llSegment   // oldest first; the last one is open while !segs[len-1].complete
 	discSeq int            // discontinuities in segments dropped from segs
-	partSeq uint32         // moof sequence numbers of parts
 	lastMSN uint64         // the newest segment's media sequence number
 	inits   map[int][]byte // init segments by id, of the segments in segs
 	initID  int            // the newest init segment's id
@@ -73,13 +70,14 @@ type llSegment struct {
 	parts    []*llPart
 }
 
-// llPart is a part of a segment: each track's samples over about partTarget.
+// llPart is a part of a segment: a moof+mdat chunk of the stored fragment,
+// each track's samples over about partTarget.
 type llPart struct {
 	duration    time.Duration
 	independent bool // starts with a keyframe of the leading track
-	seq         uint32
-	tracks      []*fmp4.PartTrack // nil once dropped
-	data        []byte            // encoded on first request
+	size        int
+	read        func() ([]byte, error) // reads the chunk back from the store; nil once dropped
+	data        []byte                 // read on first request
 }
 
 func newLLHLS(target time.Duration) *LLHLS {
@@ -117,19 +115,18 @@ func (l *LLHLS) openSegment() *llSegment {
 	return nil
 }
 
-// addPart appends a part to the open segment.
-func (l *LLHLS) addPart(tracks []*fmp4.PartTrack, d time.Duration, independent bool) {
+// addPart appends a part of size bytes, read back by read, to the open segment.
+func (l *LLHLS) addPart(read func() ([]byte, error), size int, d time.Duration, independent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.openSegment()
 	if s == nil {
 		return
 	}
-	l.partSeq++
 	if l.declared == 0 {
 		l.declared = (d + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
-	s.parts = append(s.parts, &llPart{duration: d, independent: independent, seq: l.partSeq, tracks: tracks})
+	s.parts = append(s.parts, &llPart{duration: d, independent: independent, size: size, read: read})
 	l.notify()
 }
 
@@ -351,11 +348,7 @@ func (l *LLHLS) serveMultivariant(w http.ResponseWriter, r *http.Request) error 
 	var d time.Duration
 	for _, p := range seg.parts {
 		d += p.duration
-		for _, t := range p.tracks {
-			for _, s := range t.Samples {
-				bytes += len(s.Payload)
-			}
-		}
+		bytes += p.size
 	}
 	l.mu.Unlock()
 	info := DescribeInit(init)
@@ -523,7 +516,7 @@ func (l *LLHLS) servePart(w http.ResponseWriter, r *http.Request, q map[string][
 	if err != nil {
 		return err
 	}
-	if p == nil || p.tracks == nil && p.data == nil {
+	if p == nil || p.read == nil && p.data == nil {
 		ahead := msn > l.lastMSN+1
 		l.mu.Unlock()
 		if ahead {
@@ -531,12 +524,15 @@ func (l *LLHLS) servePart(w http.ResponseWriter, r *http.Request, q map[string][
 		}
 		return errLLMissing
 	}
-	data, tracks, seq := p.data, p.tracks, p.seq
+	data, read := p.data, p.read
 	l.mu.Unlock()
 	if data == nil {
-		data = appendPart(make([]byte, 0, partSize(tracks)), seq, tracks)
+		var err error
+		if data, err = read(); err != nil {
+			return errLLMissing // the fragment expired meanwhile
+		}
 		l.mu.Lock()
-		if p.tracks != nil {
+		if p.read != nil {
 			p.data = data // kept while the part is listed: every player asks for it
 		}
 		l.mu.Unlock()

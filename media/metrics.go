@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backpressure: prometheus.NewCounter(prometheus.CounterOpts{Name: "streamgate_video_backpressure_seconds_total",
 			Help: "Time publishers were held back because the store was behind (nothing is dropped)."}),
 		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "streamgate_video_fragment_store_seconds",
-			Help: "Time to make a fragment durable.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Help: "Time to make a committed fragment durable (its bytes were written as it was cut; this is the fsync).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		sourceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamgate_video_source_up",
 			Help: "1 while a pull source is connected and playing."}, []string{"stream"}),
 		sourceRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamgate_video_source_reconnects_total",

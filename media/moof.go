@@ -69,7 +69,7 @@ func trunSize(t *fmp4.PartTrack) int {
 // writes the boxes by reflection: at 16 cameras that was an eighth of the
 // server's CPU. This copies each payload once.
 func appendPart(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
-	b = appendMoof(b, seq, tracks)
+	b = appendMoof(b, seq, tracks, func(t, i int) int { return len(tracks[t].Samples[i].Payload) })
 	for _, t := range tracks {
 		for _, s := range t.Samples {
 			b = append(b, s.Payload...)
@@ -80,8 +80,10 @@ func appendPart(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
 
 // appendMoof appends the moof and the mdat header of appendPart's output;
 // the samples' payloads, track after track, complete it. Fragments are
-// stored that way, the payloads written from where they are.
-func appendMoof(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
+// stored that way, the payloads written from where they are. size(t, i)
+// is the size of sample i of tracks[t] (the fragmenter's samples keep
+// their payloads in pieces, not in Payload).
+func appendMoof(b []byte, seq uint32, tracks []*fmp4.PartTrack, size func(t, i int) int) []byte {
 	moofStart := len(b)
 	b = appendBoxHeader(b, 0, "moof") // size patched below
 	b = appendBoxHeader(b, 16, "mfhd")
@@ -103,9 +105,9 @@ func appendMoof(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(t.Samples)))
 		dataOffsets[i] = len(b)
 		b = binary.BigEndian.AppendUint32(b, 0)
-		for _, s := range t.Samples {
+		for k, s := range t.Samples {
 			b = binary.BigEndian.AppendUint32(b, s.Duration)
-			b = binary.BigEndian.AppendUint32(b, uint32(len(s.Payload)))
+			b = binary.BigEndian.AppendUint32(b, uint32(size(i, k)))
 			if flags&trunSampleFlags != 0 {
 				var sf uint32
 				if s.IsNonSyncSample {
@@ -124,8 +126,8 @@ func appendMoof(b []byte, seq uint32, tracks []*fmp4.PartTrack) []byte {
 	at := len(b) - moofStart // data offsets are relative to the moof (default-base-is-moof)
 	for i, t := range tracks {
 		binary.BigEndian.PutUint32(b[dataOffsets[i]:], uint32(at))
-		for _, s := range t.Samples {
-			at += len(s.Payload)
+		for k := range t.Samples {
+			at += size(i, k)
 		}
 	}
 	binary.BigEndian.PutUint32(b[mdatStart:], uint32(at-(mdatStart-moofStart)))

@@ -19,8 +19,9 @@ type Sink interface {
 	// Prepare is called when a publisher starts on a stream. It creates the
 	// stream when that is allowed and returns its fragmenting settings.
 	Prepare(stream string) (StreamSettings, error)
-	// Store makes a fragment durable and returns its fragment number.
-	Store(stream string, f *Fragment) (string, error)
+	// Begin opens the record of a fragment of stream as it starts: its
+	// Init, Producer, Server and Discontinuity are set.
+	Begin(stream string, f *Fragment) (FragmentWriter, error)
 }
 
 // StreamSettings are a stream's fragmenting settings.
@@ -35,9 +36,9 @@ type StoredFragment struct {
 	Number string
 }
 
-// writeQueue is how many completed fragments may wait for the store. When it
-// is full the publisher's packet callback blocks: back-pressure towards the
-// publisher (TCP flow control), never a silent drop.
+// writeQueue is how many committed fragments may wait for the disk (fsync).
+// When it is full the publisher's packet callback blocks: back-pressure
+// towards the publisher (TCP flow control), never a silent drop.
 const writeQueue = 2
 
 // publisher is one live source of a stream (an RTSP publisher or a pulled
@@ -53,10 +54,10 @@ type publisher struct {
 	queue  chan *Fragment
 	done   chan struct{}
 	closed bool
-	failed atomic.Value // error from the sink: the session must end
-	onFail func()       // ends the session after a store failure
-	hls    *LLHLS       // the stream's Low-Latency HLS state; nil when off (under mu)
-	rtc    *rtcFeed     // WebRTC viewers
+	failed atomic.Pointer[error] // from the store: the session must end
+	onFail func()                // ends the session after a store failure
+	hls    *LLHLS                // the stream's Low-Latency HLS state; nil when off (under mu)
+	rtc    *rtcFeed              // WebRTC viewers
 	// requestKeyframe asks the source for a keyframe (WebRTC publishers);
 	// nil when it cannot be asked (RTSP).
 	requestKeyframe func()
@@ -85,7 +86,8 @@ func newPublisher(l *live, desc *description.Session, settings StreamSettings, o
 	if len(cts) == 0 {
 		return nil, ErrNoSupportedTrack
 	}
-	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, p.enqueue)
+	begin := func(f *Fragment) (FragmentWriter, error) { return l.sink.Begin(l.name, f) }
+	p.frag = newFragmenter(cts, settings.FragmentDuration, settings.MaxFragmentDuration, begin, p.enqueue)
 	p.rtc = newRTCFeed(cts, m)
 	go p.writer()
 	return p, nil
@@ -126,6 +128,7 @@ func (p *publisher) packet(medi *description.Media, forma format.Format, pkt *rt
 	for _, au := range aus {
 		if err := p.frag.Write(i, pts, ntp, arrival, au); err != nil {
 			if errors.Is(err, errStoreFailed) {
+				p.storeFailed(err)
 				return
 			}
 			p.m.decodeErrors.Inc()
@@ -181,12 +184,34 @@ func (p *publisher) joinRTC(v *rtcViewer) ([]*rtp.Packet, bool) {
 	return p.rtc.join(v, gop)
 }
 
-// enqueue hands a completed fragment to the writer, blocking while the queue
-// is full (the store is slower than the camera).
-func (p *publisher) enqueue(f *Fragment) error {
-	if err, _ := p.failed.Load().(error); err != nil {
-		return errStoreFailed
+// storeErr is the store's failure, if any.
+func (p *publisher) storeErr() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
 	}
+	return nil
+}
+
+// storeFailed ends the session after the store failed (once).
+func (p *publisher) storeFailed(err error) {
+	if p.failed.CompareAndSwap(nil, &err) {
+		p.m.fragmentsLost.Inc()
+		p.log.Error("storing fragment failed; ending the publisher's session", "stream", p.live.name, "err", err)
+		if p.onFail != nil {
+			go p.onFail()
+		}
+	}
+}
+
+// enqueue commits a fragment whose chunks are all written and hands it to
+// the writer goroutine to wait for the disk, blocking while the queue is
+// full (the disk is slower than the camera).
+func (p *publisher) enqueue(f *Fragment) error {
+	num, err := f.w.Commit(f)
+	if err != nil {
+		return err
+	}
+	f.number = num
 	select {
 	case p.queue <- f:
 	default:
@@ -197,25 +222,21 @@ func (p *publisher) enqueue(f *Fragment) error {
 	return nil
 }
 
-// writer stores fragments in order and publishes them to live subscribers.
+// writer waits for committed fragments to be durable, in order, and
+// publishes them to live subscribers.
 func (p *publisher) writer() {
 	defer close(p.done)
 	for f := range p.queue {
-		if err, _ := p.failed.Load().(error); err != nil {
+		if p.storeErr() != nil {
 			p.m.fragmentsLost.Inc()
 			continue
 		}
 		start := time.Now()
-		num, err := p.live.sink.Store(p.live.name, f)
-		if err != nil {
-			p.failed.Store(err)
-			p.m.fragmentsLost.Inc()
-			p.log.Error("storing fragment failed; ending the publisher's session", "stream", p.live.name, "err", err)
-			if p.onFail != nil {
-				go p.onFail()
-			}
+		if err := f.w.Durable(); err != nil {
+			p.storeFailed(fmt.Errorf("%w: %w", errStoreFailed, err))
 			continue
 		}
+		num := f.number
 		if f.hls != nil {
 			f.hls.stored(f.hlsMSN, num)
 		}
@@ -251,6 +272,9 @@ func (p *publisher) close() error {
 	p.closed = true
 	p.rtc.close()
 	err := p.frag.Close()
+	if errors.Is(err, errStoreFailed) {
+		p.storeFailed(err)
+	}
 	close(p.queue)
 	p.mu.Unlock()
 	<-p.done
@@ -260,7 +284,7 @@ func (p *publisher) close() error {
 	if h != nil {
 		h.end()
 	}
-	if ferr, _ := p.failed.Load().(error); ferr != nil {
+	if ferr := p.storeErr(); ferr != nil {
 		return fmt.Errorf("storing fragments: %w", ferr)
 	}
 	if errors.Is(err, errStoreFailed) {

@@ -173,7 +173,7 @@ func (s *Server) putMedia(ctx context.Context, stream string, body io.Reader, o 
 			return err
 		}
 		if ctx.Err() != nil {
-			if f, _ := p.failed.Load().(error); f != nil {
+			if f := p.storeErr(); f != nil {
 				return errAckArchival
 			}
 			return ctx.Err()
@@ -219,7 +219,7 @@ func (s *Server) putMedia(ctx context.Context, stream string, body io.Reader, o 
 	case <-persisted:
 	case <-time.After(10 * time.Second):
 	}
-	if f, _ := p.failed.Load().(error); f != nil {
+	if f := p.storeErr(); f != nil {
 		return errAckArchival
 	}
 	return nil
@@ -354,7 +354,7 @@ func (p *publisher) putFrame(t *putTrack, ev mkvEvent, first int64, producer tim
 		pkt.Timestamp = uint32(pts)
 		p.packet(t.medi, t.forma, pkt, pts, true, producer)
 	}
-	if f, _ := p.failed.Load().(error); f != nil {
+	if f := p.storeErr(); f != nil {
 		return errAckArchival
 	}
 	return nil

@@ -51,13 +51,25 @@ func (s *slowSink) Prepare(string) (StreamSettings, error) {
 	return StreamSettings{FragmentDuration: time.Second}, nil
 }
 
-func (s *slowSink) Store(_ string, f *Fragment) (string, error) {
-	time.Sleep(s.delay)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := *f
-	s.frags = append(s.frags, &c)
-	return "1", nil
+func (s *slowSink) Begin(string, *Fragment) (FragmentWriter, error) {
+	return &slowWriter{sink: s}, nil
+}
+
+// slowWriter takes the sink's delay to make a fragment durable.
+type slowWriter struct {
+	memWriter
+	sink *slowSink
+	frag *Fragment
+}
+
+func (w *slowWriter) Commit(f *Fragment) (string, error) { w.frag = f; return "1", nil }
+
+func (w *slowWriter) Durable() error {
+	time.Sleep(w.sink.delay)
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.sink.frags = append(w.sink.frags, w.frag)
+	return nil
 }
 
 func (s *slowSink) frames() int {
@@ -144,13 +156,24 @@ func (s *numberingSink) Prepare(string) (StreamSettings, error) {
 	return StreamSettings{FragmentDuration: 200 * time.Millisecond}, nil
 }
 
-func (s *numberingSink) Store(string, *Fragment) (string, error) {
-	time.Sleep(5 * time.Millisecond) // a disk: the burst below arrives at a pace a reader keeps
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	return strconv.Itoa(s.n), nil
+func (s *numberingSink) Begin(string, *Fragment) (FragmentWriter, error) {
+	return &numberingWriter{sink: s}, nil
 }
+
+type numberingWriter struct {
+	memWriter
+	sink *numberingSink
+}
+
+func (w *numberingWriter) Commit(*Fragment) (string, error) {
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.sink.n++
+	return strconv.Itoa(w.sink.n), nil
+}
+
+// Durable takes a disk's time: the burst below arrives at a pace a reader keeps.
+func (w *numberingWriter) Durable() error { time.Sleep(5 * time.Millisecond); return nil }
 
 // Live subscribers get each stored fragment with its number, in order; one
 // that does not read is dropped without holding up the recording or the others.

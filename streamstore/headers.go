@@ -20,7 +20,7 @@ type RecordHeader struct {
 	Arrival      int64 // Unix ns
 	Producer     int64 // Unix ns, 0 when unknown
 
-	dataAt int64 // file offset of the data, for ReadHead
+	dataAt int64 // file offset of the data, for RecordData
 	at     int64 // file offset of the frame
 }
 
@@ -246,11 +246,11 @@ func (s *Store) HeadersFrom(name, shardID string, from uint64, fn func(RecordHea
 	return log.walkHeaders(views[k:], start, pick, fn)
 }
 
-// ReadHead returns a record's header and the first n bytes of its data (all
-// of it when shorter), without reading the rest: a clip is planned from the
-// sample tables at the head of each video fragment. The bytes are not
-// checked against the frame's CRC, which covers the whole record.
-func (s *Store) ReadHead(name, shardID string, index uint64, n int) (RecordHeader, []byte, error) {
+// RecordData returns a record's header and a reader of its data that reads
+// nothing until asked: a clip is planned from the sample tables of each
+// video fragment, not from its media. The bytes are not checked against the
+// frame's CRC, which covers the whole record.
+func (s *Store) RecordData(name, shardID string, index uint64) (RecordHeader, *io.SectionReader, error) {
 	_, log, _, err := s.lookup(name, shardID)
 	if err != nil {
 		return RecordHeader{}, nil, err
@@ -278,9 +278,5 @@ func (s *Store) ReadHead(name, shardID string, index uint64, n int) (RecordHeade
 	if found.Seq.Index != index || index == 0 {
 		return RecordHeader{}, nil, fmt.Errorf("record %d: %w", index, ErrNotFound)
 	}
-	buf := make([]byte, min(n, found.Size))
-	if _, err := file.ReadAt(buf, found.dataAt); err != nil && !errors.Is(err, io.EOF) {
-		return RecordHeader{}, nil, err
-	}
-	return found, buf, nil
+	return found, io.NewSectionReader(file, found.dataAt, int64(found.Size)), nil
 }

@@ -90,15 +90,19 @@ func TestHeadersMatchFullReads(t *testing.T) {
 		if len(tail) != 5 || tail[0].Seq != all[55].Seq || tail[4].Seq != all[59].Seq || tail[2].PartitionKey != all[57].PartitionKey {
 			t.Fatalf("HeadersFrom the 56th record listed %d: %v", len(tail), tail)
 		}
-		// The head of a record, without the rest.
+		// A record's data, read in ranges.
 		for _, r := range []Record{all[0], all[7], all[59]} {
-			h, head, err := s.ReadHead("video/cam", ShardID(0), r.Seq.Index, 100)
-			if err != nil || h.Seq != r.Seq || h.PartitionKey != r.PartitionKey || !bytes.Equal(head, r.Data[:min(100, len(r.Data))]) {
-				t.Fatalf("ReadHead(%v): %v, %d bytes, header %+v", r.Seq, err, len(head), h)
+			h, data, err := s.RecordData("video/cam", ShardID(0), r.Seq.Index)
+			if err != nil || h.Seq != r.Seq || h.PartitionKey != r.PartitionKey || data.Size() != int64(len(r.Data)) {
+				t.Fatalf("RecordData(%v): %v, header %+v", r.Seq, err, h)
+			}
+			part := make([]byte, min(100, len(r.Data)-3))
+			if _, err := data.ReadAt(part, 3); err != nil || !bytes.Equal(part, r.Data[3:3+len(part)]) {
+				t.Fatalf("RecordData(%v) read at 3: %v", r.Seq, err)
 			}
 		}
-		if _, _, err := s.ReadHead("video/cam", ShardID(0), all[59].Seq.Index+1, 10); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("ReadHead past the end: %v", err)
+		if _, _, err := s.RecordData("video/cam", ShardID(0), all[59].Seq.Index+1); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("RecordData past the end: %v", err)
 		}
 		// Stopping early stops.
 		n := 0

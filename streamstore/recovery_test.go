@@ -209,18 +209,27 @@ func TestFailedFsyncFaultsShardForGood(t *testing.T) {
 // record, so the parent can kill -9 it and check every one survived.
 const crashChildEnv = "STREAMSTORE_CRASH_CHILD_DIR"
 
-func TestCrashChildWriter(t *testing.T) {
+// crashChild opens the store of a crash child (nil when the test binary
+// is not running as one) with stream cfg, and the writer of its output.
+func crashChild(cfg StreamConfig) (*Store, *bufio.Writer) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
-		return // only runs as the child of TestKill9KeepsEveryAcknowledgedRecord
+		return nil, nil
 	}
 	s, err := Open(Options{Dir: dir, SegmentBytes: 256 << 10})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
 	}
-	s.CreateStream(StreamConfig{Name: "s", Shards: 3})
-	out := bufio.NewWriter(os.Stdout)
+	s.CreateStream(cfg)
+	return s, bufio.NewWriter(os.Stdout)
+}
+
+func TestCrashChildWriter(t *testing.T) {
+	s, out := crashChild(StreamConfig{Name: "s", Shards: 3})
+	if s == nil {
+		return // only runs as the child of TestKill9KeepsEveryAcknowledgedRecord
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -251,32 +260,42 @@ func TestCrashChildWriter(t *testing.T) {
 }
 
 func TestKill9KeepsEveryAcknowledgedRecord(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a writer process; -short")
-	}
-	dir := t.TempDir()
-	for round := range 2 {
-		acked := killCrashChild(t, "TestCrashChildWriter", dir, time.Duration(800+400*round)*time.Millisecond)
-		if len(acked) < 100 {
-			t.Fatalf("round %d: only %d acknowledged records before the kill", round, len(acked))
-		}
-		s, err := Open(Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
+	crashRounds(t, "TestCrashChildWriter", 2, 800*time.Millisecond, 400*time.Millisecond, 100, func(round int, acked map[string]string, s *Store) {
 		got := map[string]string{}
 		for _, id := range []string{ShardID(0), ShardID(1), ShardID(2)} {
 			for _, r := range readAll(t, s, "s", id) {
 				got[fmt.Sprintf("%s %d", id, r.Seq.Index)] = string(r.Data)
 			}
 		}
-		s.Close()
 		for k, v := range acked {
 			if got[k] != v {
 				t.Fatalf("round %d: acknowledged record %s = %q lost (got %q)", round, k, v, got[k])
 			}
 		}
 		t.Logf("round %d: %d acknowledged records, all present (%d in the log)", round, len(acked), len(got))
+	})
+}
+
+// crashRounds runs the writer child test child on one data directory
+// rounds times, killing it with SIGKILL after first, first+step, ...;
+// after each kill it reopens the store and hands check what the child
+// acknowledged (at least minAcked records).
+func crashRounds(t *testing.T, child string, rounds int, first, step time.Duration, minAcked int, check func(round int, acked map[string]string, s *Store)) {
+	if testing.Short() {
+		t.Skip("spawns a writer process; -short")
+	}
+	dir := t.TempDir()
+	for round := range rounds {
+		acked := killCrashChild(t, child, dir, first+time.Duration(round)*step)
+		if len(acked) < minAcked {
+			t.Fatalf("round %d: only %d acknowledged records before the kill", round, len(acked))
+		}
+		s, err := Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(round, acked, s)
+		s.Close()
 	}
 }
 

@@ -1,11 +1,9 @@
 package streamstore
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,17 +128,10 @@ func TestRecordWriterAbortAndLimitsLeaveTheShardClean(t *testing.T) {
 // The child writes streamed records, a piece at a time with pauses (so a
 // kill often lands inside one), and prints each once durable.
 func TestCrashChildRecordWriter(t *testing.T) {
-	dir := os.Getenv(crashChildEnv)
-	if dir == "" {
+	s, out := crashChild(StreamConfig{Name: "v", Shards: 1})
+	if s == nil {
 		return // only runs as the child of TestKill9KeepsEveryStreamedRecord
 	}
-	s, err := Open(Options{Dir: dir, SegmentBytes: 256 << 10})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(1)
-	}
-	s.CreateStream(StreamConfig{Name: "v", Shards: 1})
-	out := bufio.NewWriter(os.Stdout)
 	for i := 0; ; i++ {
 		w, err := s.BeginRecord("v", ShardID(0), 0, 0, 16)
 		if err != nil {
@@ -159,24 +150,11 @@ func TestCrashChildRecordWriter(t *testing.T) {
 }
 
 func TestKill9KeepsEveryStreamedRecord(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a writer process; -short")
-	}
-	dir := t.TempDir()
-	for round := range 3 {
-		acked := killCrashChild(t, "TestCrashChildRecordWriter", dir, time.Duration(500+300*round)*time.Millisecond)
-		if len(acked) < 20 {
-			t.Fatalf("round %d: only %d acknowledged records before the kill", round, len(acked))
-		}
-		s, err := Open(Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
+	crashRounds(t, "TestCrashChildRecordWriter", 3, 500*time.Millisecond, 300*time.Millisecond, 20, func(round int, acked map[string]string, s *Store) {
 		got := map[string][]byte{}
 		for _, r := range readAll(t, s, "v", ShardID(0)) {
 			got[fmt.Sprintf("%s %d", ShardID(0), r.Seq.Index)] = r.Data
 		}
-		s.Close()
 		for k, v := range acked {
 			i, _ := strconv.Atoi(v)
 			if !bytes.Equal(got[k], bytes.Join(streamedData(i), nil)) {
@@ -184,5 +162,5 @@ func TestKill9KeepsEveryStreamedRecord(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: %d acknowledged streamed records, all present (%d in the log)", round, len(acked), len(got))
-	}
+	})
 }

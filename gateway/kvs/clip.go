@@ -2,6 +2,9 @@ package kvs
 
 import (
 	"bufio"
+	"errors"
+	"io"
+
 	"github.com/streamgate/streamgate/gateway/awsapi"
 	"github.com/streamgate/streamgate/media"
 	"github.com/streamgate/streamgate/streamstore"
@@ -69,7 +72,7 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 	}
 	clip, err := media.PlanClip(indexes, media.FragmentReader{
 		Read: func(index uint64) ([]byte, []byte, error) { return a.fragmentParts(info.Name, index) },
-		Head: func(index uint64) ([]byte, []byte, error) { return a.fragmentHead(info.Name, index) },
+		Open: func(index uint64) ([]byte, *io.SectionReader, error) { return a.openFragment(info.Name, index) },
 	})
 	if err != nil {
 		return nil, invalid("The fragments of the range cannot be joined into one clip: %v", err)
@@ -89,15 +92,10 @@ func (a *API) getClip(r *awsapi.Request) (any, error) {
 
 var errExpired = notFound("A fragment expired while it was being read.")
 
-// clipHead is how much of a fragment a clip plan reads: the init segment
-// (a few hundred bytes) and the sample tables of a few seconds of video and
-// audio fit many times over; a fragment whose tables do not is read whole.
-const clipHead = 72 << 10
-
-// fragmentHead reads a fragment's init segment and the head of its
-// moof+mdat, not the media behind.
-func (a *API) fragmentHead(name string, index uint64) ([]byte, []byte, error) {
-	h, head, err := a.store.ReadHead(name, videoShard, index, clipHead)
+// openFragment reads a fragment's init segment and opens its moof+mdat
+// chunks for reading in ranges.
+func (a *API) openFragment(name string, index uint64) ([]byte, *io.SectionReader, error) {
+	h, data, err := a.store.RecordData(name, videoShard, index)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,5 +103,12 @@ func (a *API) fragmentHead(name string, index uint64) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return media.SplitFragment(head, meta)
+	if int64(meta.InitSize) > data.Size() {
+		return nil, nil, errors.New("fragment data does not match its metadata")
+	}
+	init := make([]byte, meta.InitSize)
+	if _, err := data.ReadAt(init, 0); err != nil {
+		return nil, nil, err
+	}
+	return init, io.NewSectionReader(data, int64(meta.InitSize), data.Size()-int64(meta.InitSize)), nil
 }

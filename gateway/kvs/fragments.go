@@ -64,19 +64,25 @@ func validStreamName(name string) bool {
 	return v.Err() == nil
 }
 
-// Store implements media.Sink: a fragment is a record of the stream's one
-// shard; its sequence number is the fragment number.
-func (a *API) Store(name string, f *media.Fragment) (string, error) {
-	res, err := a.store.Append(namespace+name, []streamstore.Entry{{
-		PartitionKey: f.Meta().Key(), Pieces: f.Pieces(), Producer: f.Producer.UnixNano(), Arrival: f.Server.UnixNano(),
-	}})
+// Begin implements media.Sink: a fragment is a record of the stream's one
+// shard, written as it is cut; its sequence number is the fragment number.
+func (a *API) Begin(name string, f *media.Fragment) (media.FragmentWriter, error) {
+	w, err := a.store.BeginRecord(namespace+name, videoShard, f.Producer.UnixNano(), f.Server.UnixNano(), media.MaxFragmentKey)
+	if err != nil {
+		return nil, err
+	}
+	return fragmentWriter{w}, nil
+}
+
+// fragmentWriter stores a fragment's metadata as its record's key.
+type fragmentWriter struct{ *streamstore.RecordWriter }
+
+func (w fragmentWriter) Commit(f *media.Fragment) (string, error) {
+	res, err := w.RecordWriter.Commit(f.Meta().Key())
 	if err != nil {
 		return "", err
 	}
-	if res[0].Err != nil {
-		return "", res[0].Err
-	}
-	return res[0].Seq.String(), nil
+	return res.Seq.String(), nil
 }
 
 type fragment struct {
