@@ -78,8 +78,8 @@ func PlanClip(ids []uint64, r FragmentReader) (*Clip, error) {
 		} else if !bytes.Equal(init, firstInit) {
 			break // new codec parameters: the clip ends before them
 		}
-		var parts fmp4.Parts
-		if err := parts.Unmarshal(body); err != nil {
+		parts, err := parseParts(body)
+		if err != nil {
 			return nil, fmt.Errorf("fragment %d: %w", id, err)
 		}
 		for pi, part := range parts {
@@ -169,8 +169,8 @@ func (c *Clip) fragment(id uint64) (fmp4.Parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	var parts fmp4.Parts
-	if err := parts.Unmarshal(body); err != nil {
+	parts, err := parseParts(body)
+	if err != nil {
 		return nil, err
 	}
 	c.cache[1] = c.cache[0]

@@ -88,8 +88,8 @@ func SelectTrack(init, media []byte, id int) ([]byte, []byte, error) {
 	if len(one.Tracks) == 0 {
 		return nil, nil, fmt.Errorf("no track %d", id)
 	}
-	var parts fmp4.Parts
-	if err := parts.Unmarshal(media); err != nil {
+	parts, err := parseParts(media)
+	if err != nil {
 		return nil, nil, fmt.Errorf("fragment: %w", err)
 	}
 	var mb []byte

@@ -50,8 +50,8 @@ func (m *MKVWriter) WriteFragment(init, media []byte, newSession bool, tags []MK
 			return err
 		}
 	}
-	var parts fmp4.Parts
-	if err := parts.Unmarshal(media); err != nil {
+	parts, err := parseParts(media)
+	if err != nil {
 		return fmt.Errorf("fragment media: %w", err)
 	}
 	cluster, err := m.cluster(parts)

@@ -22,8 +22,8 @@ func WriteTS(w io.Writer, init, media []byte) error {
 	if err := in.Unmarshal(bytes.NewReader(init)); err != nil {
 		return fmt.Errorf("init segment: %w", err)
 	}
-	var parts fmp4.Parts
-	if err := parts.Unmarshal(media); err != nil {
+	parts, err := parseParts(media)
+	if err != nil {
 		return fmt.Errorf("fragment: %w", err)
 	}
 	type tsTrack struct {
