@@ -405,10 +405,10 @@ func FuzzParseSeq(f *testing.F) {
 	})
 }
 
-// A record given as pieces is stored as their concatenation, among small
-// records of the same append, survives a reopen, and a full disk in the
-// middle of its vectored write leaves no trace of it; a record of more
-// pieces than one system call takes is written whole.
+// A big record written from the caller's slice, and a streamed record of
+// pieces, are stored whole; a disk that fills in the middle of a vectored
+// write leaves no trace of it; a record of more pieces than one system
+// call takes is written whole.
 func TestPiecesAreStoredWhole(t *testing.T) {
 	ffs := vfs.NewFaultFS(vfs.OS)
 	dir := t.TempDir()
@@ -417,28 +417,48 @@ func TestPiecesAreStoredWhole(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 9000) // 144 KB: past bigRecord
 	pieces := [][]byte{[]byte("init"), {}, big, []byte("tail")}
 	whole := bytes.Join(pieces, nil)
-	mustAppend(t, s, "s", entry("k", "small"), Entry{PartitionKey: "k", Pieces: pieces}, entry("k", "after"))
+	stream := func(pieces ...[]byte) error {
+		w, err := s.BeginRecord("s", ShardID(0), 0, 0, 4)
+		if err != nil {
+			return err
+		}
+		if err := w.Write(pieces...); err != nil {
+			return err
+		}
+		if _, err := w.Commit("k"); err != nil {
+			return err
+		}
+		return w.Durable()
+	}
+	mustAppend(t, s, "s", entry("k", "small"), Entry{PartitionKey: "k", Data: whole}, entry("k", "after"))
+	if err := stream(pieces...); err != nil {
+		t.Fatal(err)
+	}
 	ffs.SetFault(func(op vfs.Op, name string, n int) error {
 		if op == vfs.OpWrite && strings.HasSuffix(name, ".log") {
 			return vfs.ENOSPC
 		}
 		return nil
 	})
-	if res, err := s.Append("s", []Entry{{PartitionKey: "k", Pieces: pieces}}); err != nil || !errors.Is(res[0].Err, ErrNoSpace) {
-		t.Fatalf("pieces on a full disk: %v / %v, want ErrNoSpace", err, res[0].Err)
+	if res, err := s.Append("s", []Entry{{PartitionKey: "k", Data: whole}}); err != nil || !errors.Is(res[0].Err, ErrNoSpace) {
+		t.Fatalf("a big record on a full disk: %v / %v, want ErrNoSpace", err, res[0].Err)
+	}
+	if err := stream(pieces...); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("a streamed record on a full disk: %v, want ErrNoSpace", err)
 	}
 	ffs.SetFault(nil)
-	mustAppend(t, s, "s", Entry{PartitionKey: "k", Pieces: [][]byte{[]byte("one"), []byte("two")}})
 	// More pieces than one pwritev takes (IOV_MAX 1024).
 	many := make([][]byte, 2500)
 	for i := range many {
 		many[i] = []byte{byte(i), byte(i >> 8), 7}
 	}
-	mustAppend(t, s, "s", Entry{PartitionKey: "k", Pieces: many})
+	if err := stream(many...); err != nil {
+		t.Fatal(err)
+	}
 	check := func(s *Store) {
 		t.Helper()
 		recs := readAll(t, s, "s", ShardID(0))
-		want := []string{"small", string(whole), "after", "onetwo", string(bytes.Join(many, nil))}
+		want := []string{"small", string(whole), "after", string(whole), string(bytes.Join(many, nil))}
 		if len(recs) != len(want) {
 			t.Fatalf("%d records, want %d", len(recs), len(want))
 		}

@@ -231,10 +231,10 @@ func (sh *shardLog) rollLocked() error {
 // caller's slice rather than copied into the shard's write buffer.
 const bigRecord = 64 << 10
 
-// bigData is data to write after buf[:at].
+// bigData is a record's data to write after buf[:at].
 type bigData struct {
-	at     int
-	pieces [][]byte
+	at   int
+	data []byte
 }
 
 // writePieces writes buf with each big record's data spliced in after its
@@ -244,11 +244,10 @@ func writePieces(f vfs.File, off int64, buf []byte, big []bigData) error {
 		_, err := f.WriteAt(buf, off)
 		return err
 	}
-	bufs := make([][]byte, 0, 2*len(big)+1+len(big[0].pieces))
+	bufs := make([][]byte, 0, 2*len(big)+1)
 	prev := 0
 	for _, b := range big {
-		bufs = append(bufs, buf[prev:b.at])
-		bufs = append(bufs, b.pieces...)
+		bufs = append(bufs, buf[prev:b.at], b.data)
 		prev = b.at
 	}
 	if prev < len(buf) {
@@ -262,7 +261,6 @@ func writePieces(f vfs.File, off int64, buf []byte, big []bigData) error {
 type pending struct {
 	key      string
 	data     []byte
-	pieces   [][]byte // the data instead of data, when not nil (Entry.Pieces)
 	producer int64
 	arrival  int64 // requested arrival (0: now); append sets the one it used
 }
@@ -307,16 +305,10 @@ func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, erro
 			lastIndexed = off
 		}
 		n := len(buf)
-		if r.pieces != nil || len(r.data) >= bigRecord {
-			pieces := r.pieces
-			if pieces == nil {
-				pieces = [][]byte{r.data}
-			}
-			buf = appendFrameHead(buf, first+uint64(i), r.arrival, r.producer, r.key, pieces...)
-			big = append(big, bigData{len(buf), pieces})
-			for _, p := range pieces {
-				size += int64(len(p))
-			}
+		if len(r.data) >= bigRecord {
+			buf = appendFrameHead(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
+			big = append(big, bigData{len(buf), r.data})
+			size += int64(len(r.data))
 		} else {
 			buf = appendFrame(buf, first+uint64(i), r.arrival, r.producer, r.key, r.data)
 		}

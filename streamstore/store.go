@@ -353,24 +353,8 @@ type Entry struct {
 	PartitionKey    string
 	ExplicitHashKey *HashKey // overrides the MD5 of the partition key
 	Data            []byte
-	// Pieces, when not nil, are the data instead of Data: the record holds
-	// their concatenation, written without copying them together (a video
-	// fragment's init segment, moof and samples).
-	Pieces   [][]byte
-	Producer int64 // producer timestamp, Unix ns (0: none)
-	Arrival  int64 // server timestamp, Unix ns (0: now); never later than now
-}
-
-// size is the length of the entry's data.
-func (e *Entry) size() int {
-	if e.Pieces == nil {
-		return len(e.Data)
-	}
-	n := 0
-	for _, p := range e.Pieces {
-		n += len(p)
-	}
-	return n
+	Producer        int64 // producer timestamp, Unix ns (0: none)
+	Arrival         int64 // server timestamp, Unix ns (0: now); never later than now
 }
 
 // Appended is the outcome of appending one Entry.
@@ -420,7 +404,7 @@ func (s *Store) Append(name string, entries []Entry) ([]Appended, error) {
 		var order []*group
 		for _, i := range todo {
 			e := &entries[i]
-			if e.size() > maxRec {
+			if len(e.Data) > maxRec {
 				out[i].Err = ErrRecordTooBig
 				continue
 			}
@@ -436,7 +420,7 @@ func (s *Store) Append(name string, entries []Entry) ([]Appended, error) {
 				order = append(order, g)
 			}
 			g.idx = append(g.idx, i)
-			g.recs = append(g.recs, pending{e.PartitionKey, e.Data, e.Pieces, e.Producer, e.Arrival})
+			g.recs = append(g.recs, pending{e.PartitionKey, e.Data, e.Producer, e.Arrival})
 		}
 		todo = todo[:0]
 		for _, g := range order {
