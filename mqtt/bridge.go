@@ -75,7 +75,13 @@ func (b *Broker) startBridge(name string, cfg BridgeConfig) (*bridge, error) {
 	br := &bridge{name: name, cfg: cfg, b: b, log: b.log.With("bridge", name)}
 	opts := paho.NewClientOptions().AddBroker(cfg.URL).SetClientID(cfg.ClientID).SetUsername(cfg.Username).SetPassword(cfg.Password).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(30 * time.Second).SetKeepAlive(30 * time.Second).SetOrderMatters(true).SetAutoAckDisabled(true)
+		SetMaxReconnectInterval(30 * time.Second).SetKeepAlive(30 * time.Second).SetOrderMatters(true).SetAutoAckDisabled(true).
+		// A persistent session's queued messages arrive right after CONNACK,
+		// possibly before the OnConnect handler's Subscribe has added its
+		// route; paho drops a message without a route (unacknowledged, so
+		// the broker holds it until the next reconnection). The session only
+		// carries what we subscribed to, so the default handler is ours too.
+		SetDefaultPublishHandler(br.receive)
 	if cfg.CAFile != "" || cfg.CertFile != "" {
 		tc, err := bridgeTLS(cfg)
 		if err != nil {
