@@ -291,10 +291,7 @@ func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, erro
 	}
 	first := sh.next
 	buf := sh.buf[:0]
-	lastIndexed := int64(-indexEvery)
-	if n := len(g.index); n > 0 {
-		lastIndexed = g.index[n-1].offset
-	}
+	lastIndexed := g.lastIndexed()
 	var newIndex []indexEntry
 	var big []bigData // data written in place, not copied into buf
 	size := int64(0)  // bytes of the write: buf and the big data
@@ -334,19 +331,37 @@ func (sh *shardLog) append(recs []pending, clock func() time.Time) (uint64, erro
 		sh.fault = fmt.Errorf("write: %w", err)
 		return 0, fmt.Errorf("%w: %v", ErrFaulted, sh.fault)
 	}
+	sh.addedLocked(g, uint64(len(recs)), size, size, newIndex, producers, recs[0].arrival, t)
+	return first, nil
+}
+
+// lastIndexed is the offset of the segment's last index entry (-indexEvery
+// when it has none), from which the next entry is due indexEvery bytes on.
+func (g *segment) lastIndexed() int64 {
+	if n := len(g.index); n > 0 {
+		return g.index[n-1].offset
+	}
+	return -indexEvery
+}
+
+// addedLocked records count records of size bytes written to the end of the
+// active segment g (unaccounted of them not yet in the disk accounting),
+// with their index entries and the segment's producer span including them,
+// arriving from first to last, and makes them readable (appendedLocked).
+// The caller holds mu.
+func (sh *shardLog) addedLocked(g *segment, count uint64, size, unaccounted int64, index []indexEntry, producers producerRange, first, last int64) {
 	if g.count == 0 {
-		g.firstTime = recs[0].arrival
+		g.firstTime = first
 	}
 	g.size += size
-	g.count += uint64(len(recs))
-	g.lastTime = t
+	g.count += count
+	g.lastTime = last
 	g.producers = producers
-	g.index = append(g.index, newIndex...)
-	sh.next += uint64(len(recs))
-	sh.lastArrival = t
-	sh.addBytes(size + int64(24*len(newIndex)))
-	sh.appendedLocked(recs[0].arrival)
-	return first, nil
+	g.index = append(g.index, index...)
+	sh.next += count
+	sh.lastArrival = last
+	sh.addBytes(unaccounted + int64(24*len(index)))
+	sh.appendedLocked(first)
 }
 
 // activeLocked returns the segment the next record goes to, rolling the

@@ -22,19 +22,20 @@ import (
 // leaves a tail that recovery cuts, as it cuts any torn write; a head that
 // reached the disk without all the data fails the frame's CRC.
 type RecordWriter struct {
-	sh      *shardLog
-	shardID string
-	g       *segment
-	at      int64        // file offset of the frame
-	head    []byte       // the frame's head, key padded to its reservation
-	keyAt   int          // where the key starts in head
-	limit   int64        // the stream's record limit
-	size    atomic.Int64 // data bytes written (ReadAt may run beside Write)
-	crc     uint32       // CRC32C of the data written
-	index   uint64
-	arrival int64
-	closed  bool
-	err     error // the first failure: the record is abandoned
+	sh       *shardLog
+	shardID  string
+	g        *segment
+	at       int64        // file offset of the frame
+	head     []byte       // the frame's head, key padded to its reservation
+	keyAt    int          // where the key starts in head
+	limit    int64        // the stream's record limit
+	size     atomic.Int64 // data bytes written (ReadAt may run beside Write)
+	crc      uint32       // CRC32C of the data written
+	index    uint64
+	arrival  int64
+	producer int64
+	closed   bool
+	err      error // the first failure: the record is abandoned
 }
 
 // BeginRecord opens a record on a shard. Its arrival time follows Entry's
@@ -65,7 +66,7 @@ func (s *Store) BeginRecord(name, shardID string, producer, arrival int64, keyRe
 	}
 	sh.open = true
 	w := &RecordWriter{sh: sh, shardID: shardID, g: g, at: g.size, limit: limit, index: sh.next,
-		arrival: arrivalAt(sh.lastArrival, arrival, now)}
+		arrival: arrivalAt(sh.lastArrival, arrival, now), producer: producer}
 	sh.mu.Unlock()
 	w.head = appendFrameHead(nil, w.index, w.arrival, producer, strings.Repeat(" ", keyReserve))
 	w.keyAt = len(w.head) - keyReserve
@@ -146,29 +147,15 @@ func (w *RecordWriter) Commit(key string) (Appended, error) {
 		return Appended{}, w.fail(fmt.Errorf("%w: write: %v", ErrFaulted, err))
 	}
 	sh, g := w.sh, w.g
-	frame := int64(len(w.head)) + size
 	sh.mu.Lock()
-	last := int64(-indexEvery)
-	if n := len(g.index); n > 0 {
-		last = g.index[n-1].offset
+	var index []indexEntry
+	if w.at-g.lastIndexed() >= indexEvery {
+		index = []indexEntry{{w.index, w.at, w.arrival}}
 	}
-	indexed := int64(0)
-	if w.at-last >= indexEvery {
-		g.index = append(g.index, indexEntry{w.index, w.at, w.arrival})
-		indexed = 24
-	}
-	if g.count == 0 {
-		g.firstTime = w.arrival
-	}
-	producer := int64(binary.BigEndian.Uint64(w.head[frameHeader+16:]))
-	g.producers.add(producer)
-	g.size += frame
-	g.count++
-	g.lastTime = w.arrival
-	sh.next++
-	sh.lastArrival = w.arrival
-	sh.addBytes(int64(len(w.head)) + indexed)
-	sh.appendedLocked(w.arrival)
+	producers := g.producers
+	producers.add(w.producer)
+	// The data was counted on disk as it was written; the head is new.
+	sh.addedLocked(g, 1, int64(len(w.head))+size, int64(len(w.head)), index, producers, w.arrival, w.arrival)
 	sh.open = false
 	sh.mu.Unlock()
 	sh.tail.Unlock()
