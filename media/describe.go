@@ -92,16 +92,23 @@ func SelectTrack(init, media []byte, id int) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("fragment: %w", err)
 	}
-	var mb []byte
-	for _, p := range parts {
-		var tracks []*fmp4.PartTrack
+	// The track's samples of each chunk, then one allocation for all of them.
+	selected := make([][]*fmp4.PartTrack, len(parts))
+	size := 0
+	for i, p := range parts {
 		for _, pt := range p.Tracks {
 			if pt.ID == id {
-				tracks = append(tracks, pt)
+				selected[i] = append(selected[i], pt)
 			}
 		}
-		if len(tracks) > 0 {
-			mb = appendPart(mb, p.SequenceNumber, tracks)
+		if len(selected[i]) > 0 {
+			size += partSize(selected[i])
+		}
+	}
+	mb := make([]byte, 0, size)
+	for i, p := range parts {
+		if len(selected[i]) > 0 {
+			mb = appendPart(mb, p.SequenceNumber, selected[i])
 		}
 	}
 	var ib seekablebuffer.Buffer

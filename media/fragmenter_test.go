@@ -470,3 +470,33 @@ func TestLengthPrefixedIsAVCC(t *testing.T) {
 		}
 	}
 }
+
+// One track of a stored fragment, as DASH serves it: the same samples,
+// chunk by chunk, and nothing of the other track.
+func TestSelectTrackKeepsOneTracksChunks(t *testing.T) {
+	fr := realFragment(t)
+	init, media, err := SelectTrack(fr.Init, mediaOf(fr), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := parseParts(media)
+	if err != nil || len(parts) != bytes.Count(mediaOf(fr), []byte("moof")) {
+		t.Fatalf("%v, %d chunks", err, len(parts))
+	}
+	want := parse(t, fr)[2]
+	var got []*fmp4.Sample
+	for _, p := range parts {
+		if len(p.Tracks) != 1 || p.Tracks[0].ID != 2 {
+			t.Fatalf("a chunk with tracks %v", p.Tracks)
+		}
+		got = append(got, p.Tracks[0].Samples...)
+	}
+	if !sameParts(fmp4.Parts{{Tracks: []*fmp4.PartTrack{{ID: 2, BaseTime: want.BaseTime, Samples: got}}}},
+		fmp4.Parts{{Tracks: []*fmp4.PartTrack{want}}}) || parts[0].Tracks[0].BaseTime != want.BaseTime {
+		t.Fatalf("track 2: %d samples, the fragment has %d", len(got), len(want.Samples))
+	}
+	var in fmp4.Init
+	if err := in.Unmarshal(bytes.NewReader(init)); err != nil || len(in.Tracks) != 1 || in.Tracks[0].ID != 2 {
+		t.Fatalf("init: %v", err)
+	}
+}
