@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,13 +70,7 @@ func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := gw.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	t.Cleanup(func() { shutdown(t, gw) })
 	s := &server{gw: gw, endpoint: "http://" + gw.HTTPAddr(), dataDir: cfg.DataDir}
 	if k, _ := gw.CreatedKey(); k != nil {
 		s.key = *k
@@ -82,6 +78,27 @@ func startServerWith(t testing.TB, tweak func(*gateway.Config), log *slog.Logger
 		s.key = auth.Key{ID: "AKIDEXAMPLE", Secret: "secret"}
 	}
 	return s
+}
+
+// shutdown stops a gateway, and fails the test with every goroutine's
+// stack if that takes more than half a minute: a hang shows where it is
+// instead of running into the test binary's timeout.
+func shutdown(t testing.TB, gw *gateway.Gateway) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- gw.Shutdown(sctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+		t.Fatalf("shutdown did not return in 30 s; goroutines:\n%s", stacks.String())
+	}
 }
 
 // readAdminKey is the first key of the server's key file.

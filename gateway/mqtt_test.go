@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -146,7 +145,7 @@ func TestMQTTPublishersIntoTheDefaultStream(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	out, err := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", strings.Split(s.gw.MQTTAddr(), ":")[1], "-u", s.key.ID, "-P", s.key.Secret,
+	out, err := mosquittoPub(t, "-h", "127.0.0.1", "-p", strings.Split(s.gw.MQTTAddr(), ":")[1], "-u", s.key.ID, "-P", s.key.Secret,
 		"-i", "shell", "-q", "1", "-t", "fleet/shell/telemetry", "-m", `{"from":"mosquitto_pub"}`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, out)

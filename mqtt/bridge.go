@@ -134,7 +134,11 @@ func bridgeTLS(cfg BridgeConfig) (*tls.Config, error) {
 }
 
 // receive hands a bridged message to the Handler and to the local broker's
-// subscribers, and acknowledges it upstream once it is durable.
+// subscribers, and acknowledges it upstream once it is durable. The
+// handler does not wait for the store (messages keep coming while earlier
+// ones commit), so an acknowledgement may come after its connection is
+// gone: paho drops it from v1.5.1 on (v1.5.0 panicked, sending on a closed
+// channel), and the broker sends the message again on the next connection.
 func (br *bridge) receive(_ paho.Client, pm paho.Message) {
 	br.b.bm.messages.WithLabelValues(br.name).Inc()
 	topic := br.cfg.TopicPrefix + pm.Topic()
