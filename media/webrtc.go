@@ -138,6 +138,13 @@ func newRTCServer(s *Server, cfg WebRTCConfig) (*rtcServer, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
 	se.SetSTUNGatherTimeout(gatherTimeout)
+	// With host candidates only, the gateway is an ICE-lite agent: it only
+	// answers the client's checks. A full agent also sends its own, which
+	// can reach a client before the answer does; the client then knows the
+	// gateway as a peer-reflexive candidate first, and pion clients wait a
+	// second before they accept one (about 1 join in 30 on loopback).
+	// Gathering through STUN/TURN servers needs a full agent.
+	se.SetLite(len(cfg.ICEServers) == 0)
 
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
