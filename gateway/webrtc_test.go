@@ -63,6 +63,9 @@ func TestWHIPToWHEPWithPionPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "100 frames over WHEP", func() bool { return v.Frames.Load() >= 100 })
+	if !strings.Contains(v.Answer, "a=ice-lite") {
+		t.Errorf("the gateway has host candidates only but its answer is not ICE-lite:\n%s", v.Answer)
+	}
 	t.Logf("first keyframe after %v; %d frames, %d audio packets", time.Duration(v.FirstKeyframe.Load()), v.Frames.Load(), v.AudioPackets.Load())
 	if v.AudioPackets.Load() == 0 {
 		t.Error("no Opus packets reached the viewer")
@@ -266,6 +269,9 @@ func TestWHEPOverICETCPAndAdditionalHosts(t *testing.T) {
 	}
 	defer v.Close()
 	waitFor(t, 15*time.Second, "frames over ICE-TCP", func() bool { return v.Frames.Load() >= 30 })
+	if strings.Contains(v.Answer, "a=ice-lite") {
+		t.Error("with ICE servers to gather through, the gateway must be a full ICE agent; its answer says ice-lite")
+	}
 	_, port, _ := strings.Cut(s.gw.WebRTCAddr(), ":")
 	for _, want := range []string{" udp ", " tcp "} {
 		found := false
