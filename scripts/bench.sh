@@ -184,6 +184,29 @@ if [ "${BENCH_MQTT:-1}" = 1 ]; then
     startmosq
     "$BIN" bench mqtt --broker "127.0.0.1:$MQP" --name mosquitto --idle "$IDLE" --server-pid "$MPID"
     kill "$MPID"; wait "$MPID" 2>/dev/null || true
+
+    echo "== MQTT bridge: 4 publishers at QoS 1 into Mosquitto; the gateway bridges fleet/# (each message acknowledged upstream once stored)"
+    # Mosquitto queues for the bridge's session without limit, so a bridge
+    # that falls behind shows as a backlog, not as messages dropped.
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$MQP" > "$DIR/mosq.conf"
+    "$MOSQ" -c "$DIR/mosq.conf" >/dev/null 2>&1 & MPID=$!; sleep 0.5
+    rm -rf "$DIR/data"
+    printf 'mqtt:\n  websocket_addr: ""\n  bridges:\n    plant:\n      url: "tcp://127.0.0.1:%s"\n      topics: ["fleet/#"]\n      qos: 1\n' "$MQP" > "$DIR/bridge.yaml"
+    "$BIN" serve --config "$DIR/bridge.yaml" --data-dir "$DIR/data" --http-addr "127.0.0.1:$PORT" --rtsp-addr "" --mqtt-addr "$MQ" --webrtc-addr "" >>"$DIR/server.out" 2>>"$DIR/server.log" &
+    PID=$!; for _ in $(seq 1 500); do curl -sf "$EP/healthz" >/dev/null 2>&1 && break; sleep 0.01; done
+    bridged() { curl -s "$EP/metrics" | awk '/^streamgate_mqtt_bridge_messages_total/ {printf "%d", $2}'; }
+    for _ in $(seq 1 100); do curl -s "$EP/metrics" | grep -q 'streamgate_mqtt_bridge_up{bridge="plant"} 1' && break; sleep 0.05; done
+    B0=$(bridged); T0=$(date +%s.%N)
+    OUT=$("$BIN" bench mqtt --broker "127.0.0.1:$MQP" --name "mosquitto, bridged" --publishers 4 --window 16 --qos 1 --duration "$DUR" --server-pid "$MPID")
+    echo "$OUT"
+    B1=$(bridged); T1=$(date +%s.%N)
+    SENT=$(echo "$OUT" | grep -oE '\(([0-9]+) in' | grep -oE '[0-9]+' | head -1)
+    for _ in $(seq 1 600); do [ "$(( $(bridged) - B0 ))" -ge "$SENT" ] && break; sleep 0.1; done
+    T2=$(date +%s.%N); B2=$(bridged)
+    awk -v b0="$B0" -v b1="$B1" -v b2="$B2" -v t0="$T0" -v t1="$T1" -v t2="$T2" -v sent="$SENT" 'BEGIN {
+      printf "  bridged into the stream while publishing: %.0f msg/s; all %d published in by %.1f s after the publishers stopped (%d bridged)\n", (b1-b0)/(t1-t0), sent, t2-t1, b2-b0 }'
+    kill -TERM "$PID"; wait "$PID" || true
+    kill "$MPID"; wait "$MPID" 2>/dev/null || true
   fi
   PID=""
 fi
