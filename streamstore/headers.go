@@ -251,6 +251,41 @@ func (s *Store) HeadersFrom(name, shardID string, from uint64, fn func(RecordHea
 // video fragment, not from its media. The bytes are not checked against the
 // frame's CRC, which covers the whole record.
 func (s *Store) RecordData(name, shardID string, index uint64) (RecordHeader, *io.SectionReader, error) {
+	h, file, err := s.findRecord(name, shardID, index)
+	if err != nil {
+		return RecordHeader{}, nil, err
+	}
+	return h, io.NewSectionReader(file, h.dataAt, int64(h.Size)), nil
+}
+
+// ReadRecord reads one visible record whole into buf (grown when too small)
+// and checks it against its CRC; the record's key and data alias the
+// returned buffer. A reader that goes through large records one at a time
+// (the fragments of a video clip) reuses one buffer instead of allocating
+// and zeroing one per record, as Read must for records it hands over.
+func (s *Store) ReadRecord(name, shardID string, index uint64, buf []byte) (Record, []byte, error) {
+	h, file, err := s.findRecord(name, shardID, index)
+	if err != nil {
+		return Record{}, buf, err
+	}
+	size := int(h.dataAt-h.at) + h.Size
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if n, err := file.ReadAt(buf, h.at); n < size {
+		return Record{}, buf, err
+	}
+	f, err := decodeFrame(buf)
+	if err != nil || f.index != index {
+		return Record{}, buf, fmt.Errorf("record %d: %w", index, errBadFrame)
+	}
+	return Record{Seq: h.Seq, PartitionKey: h.PartitionKey, Data: f.data, Arrival: f.arrival, Producer: f.producer}, buf, nil
+}
+
+// findRecord returns a visible record's header and the segment file that
+// holds it.
+func (s *Store) findRecord(name, shardID string, index uint64) (RecordHeader, vfs.File, error) {
 	_, log, _, err := s.lookup(name, shardID)
 	if err != nil {
 		return RecordHeader{}, nil, err
@@ -278,5 +313,5 @@ func (s *Store) RecordData(name, shardID string, index uint64) (RecordHeader, *i
 	if found.Seq.Index != index || index == 0 {
 		return RecordHeader{}, nil, fmt.Errorf("record %d: %w", index, ErrNotFound)
 	}
-	return found, io.NewSectionReader(file, found.dataAt, int64(found.Size)), nil
+	return found, file, nil
 }

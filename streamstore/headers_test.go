@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -104,6 +105,23 @@ func TestHeadersMatchFullReads(t *testing.T) {
 		if _, _, err := s.RecordData("video/cam", ShardID(0), all[59].Seq.Index+1); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("RecordData past the end: %v", err)
 		}
+		// Whole records into one buffer, grown once and then reused.
+		var buf []byte
+		for _, r := range []Record{all[3], all[0], all[7], all[59]} {
+			before := cap(buf)
+			var got Record
+			var err error
+			got, buf, err = s.ReadRecord("video/cam", ShardID(0), r.Seq.Index, buf)
+			if err != nil || got.Seq != r.Seq || got.PartitionKey != r.PartitionKey || !bytes.Equal(got.Data, r.Data) || got.Arrival != r.Arrival || got.Producer != r.Producer {
+				t.Fatalf("ReadRecord(%v): %v, got seq %v key %.10q size %d", r.Seq, err, got.Seq, got.PartitionKey, len(got.Data))
+			}
+			if before >= len(buf) && cap(buf) != before {
+				t.Fatalf("ReadRecord(%v) grew a buffer of %d bytes for a %d-byte frame", r.Seq, before, len(buf))
+			}
+		}
+		if _, _, err := s.ReadRecord("video/cam", ShardID(0), all[59].Seq.Index+1, buf); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("ReadRecord past the end: %v", err)
+		}
 		// Stopping early stops.
 		n := 0
 		s.Headers("video/cam", ShardID(0), ArrivalTime, 0, base.Add(time.Hour).UnixNano(), func(RecordHeader) bool { n++; return n < 3 })
@@ -113,7 +131,35 @@ func TestHeadersMatchFullReads(t *testing.T) {
 	}
 	check(s)
 	s.Close()
-	check(openTest(t, Options{Dir: dir, Now: clk.Now, SegmentBytes: 1 << 20}))
+	s = openTest(t, Options{Dir: dir, Now: clk.Now, SegmentBytes: 1 << 20})
+	check(s)
+
+	// A flipped bit in a record's data fails its CRC: ReadRecord says so
+	// instead of handing the bytes over.
+	h, _, err := s.RecordData("video/cam", ShardID(0), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var seg string
+	for _, f := range segmentFiles(t, dir) {
+		if b, _ := os.ReadFile(f); int64(len(b)) > h.dataAt && bytes.Equal(b[h.dataAt:h.dataAt+int64(h.Size)], bytes.Repeat([]byte{7}, h.Size)) {
+			seg = f
+		}
+	}
+	if seg == "" {
+		t.Fatal("no segment holds record 8's data at its offset")
+	}
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0x55}, h.dataAt+int64(h.Size)/2)
+	f.Close()
+	s = openTest(t, Options{Dir: dir, Now: clk.Now, SegmentBytes: 1 << 20})
+	if _, _, err := s.ReadRecord("video/cam", ShardID(0), 8, nil); !errors.Is(err, errBadFrame) {
+		t.Fatalf("ReadRecord of a record with a flipped byte: %v, want a checksum error", err)
+	}
 }
 
 func TestNamespacesKeepVideoAndDataStreamsApart(t *testing.T) {

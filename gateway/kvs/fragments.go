@@ -224,16 +224,15 @@ func epochMillis(ns int64) string {
 	return strconv.FormatInt(ms/1000, 10) + "." + fmt.Sprintf("%03d", ms%1000)
 }
 
-// readFragment reads one fragment record.
-func (a *API) readFragment(name string, index uint64) (streamstore.Record, bool, error) {
-	res, err := a.store.Read(name, videoShard, index, 1, math.MaxInt32)
-	if err != nil {
-		return streamstore.Record{}, false, err
+// readFragment reads one fragment record into buf (grown when too small;
+// the record aliases what it returns); ok is false when the fragment is
+// gone.
+func (a *API) readFragment(name string, index uint64, buf []byte) (rec streamstore.Record, _ []byte, ok bool, err error) {
+	rec, buf, err = a.store.ReadRecord(name, videoShard, index, buf)
+	if errors.Is(err, streamstore.ErrNotFound) {
+		return rec, buf, false, nil
 	}
-	if len(res.Records) == 0 || res.Records[0].Seq.Index != index {
-		return streamstore.Record{}, false, nil
-	}
-	return res.Records[0], true, nil
+	return rec, buf, err == nil, err
 }
 
 // writeFragment writes one fragment record as Matroska with tags.
@@ -298,8 +297,11 @@ func (a *API) getMediaForFragmentList(r *awsapi.Request) (any, error) {
 	bw := bufio.NewWriterSize(w, responseBuffer)
 	defer bw.Flush()
 	mw := media.NewMKVWriter(bw)
+	var buf []byte // one fragment at a time: reused
 	for _, s := range seqs {
-		rec, ok, err := a.readFragment(info.Name, s.Index)
+		var rec streamstore.Record
+		var ok bool
+		rec, buf, ok, err = a.readFragment(info.Name, s.Index, buf)
 		if err == nil && !ok {
 			err = errors.New("expired while being read")
 		}

@@ -167,7 +167,7 @@ func (a *API) getImages(r *awsapi.Request) (any, error) {
 
 // fragmentParts reads a stored fragment's init segment and moof+mdat.
 func (a *API) fragmentParts(name string, index uint64) ([]byte, []byte, error) {
-	rec, ok, err := a.readFragment(name, index)
+	rec, _, ok, err := a.readFragment(name, index, nil)
 	if err != nil {
 		return nil, nil, err
 	}
