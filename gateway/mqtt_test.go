@@ -487,6 +487,7 @@ func TestMQTTRetainedAndWillMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	body := append(mqttString("MQTT"), 4, 0xc6, 0, 60) // 3.1.1, user+password, will (QoS 0), clean session
 	body = append(append(append(append(append(body, mqttString("sensor9")...), mqttString("site/sensor9/status")...), mqttString("offline")...),
 		mqttString(s.key.ID)...), mqttString(s.key.Secret)...)
