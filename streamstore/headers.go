@@ -259,10 +259,10 @@ func (s *Store) RecordData(name, shardID string, index uint64) (RecordHeader, *i
 }
 
 // ReadRecord reads one visible record whole into buf (grown when too small)
-// and checks it against its CRC; the record's key and data alias the
-// returned buffer. A reader that goes through large records one at a time
-// (the fragments of a video clip) reuses one buffer instead of allocating
-// and zeroing one per record, as Read must for records it hands over.
+// and checks it against its CRC; the record's data aliases the returned
+// buffer. A reader that goes through large records one at a time (the
+// fragments of a video clip) reuses one buffer instead of allocating and
+// zeroing one per record, as Read must for records it hands over.
 func (s *Store) ReadRecord(name, shardID string, index uint64, buf []byte) (Record, []byte, error) {
 	h, file, err := s.findRecord(name, shardID, index)
 	if err != nil {
