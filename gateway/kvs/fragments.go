@@ -407,42 +407,53 @@ func (a *API) getMedia(r *awsapi.Request) (any, error) {
 	flush()
 	mw := media.NewMKVWriter(bw)
 	ctx := r.Context()
+	var buf []byte // one fragment at a time: reused
 	for {
 		changed, err := a.store.Changed(name, videoShard)
 		if err != nil {
 			return awsapi.Streamed, nil // the stream was deleted
 		}
-		res, err := a.store.Read(name, videoShard, pos, 4, 64<<20)
+		var rec streamstore.Record
+		var ok bool
+		rec, buf, ok, err = a.readFragment(name, pos, buf)
 		if err != nil {
 			a.opts.Logger.Warn("GetMedia read failed", "stream", publicName(&info), "err", err)
 			return awsapi.Streamed, nil
 		}
-		for _, rec := range res.Records {
-			behind := a.opts.Now().Sub(time.Unix(0, rec.Arrival)).Milliseconds()
-			err := writeFragment(mw, rec, []media.MKVTag{
-				{Name: "AWS_KINESISVIDEO_FRAGMENT_NUMBER", Value: rec.Seq.String()},
-				{Name: "AWS_KINESISVIDEO_SERVER_TIMESTAMP", Value: epochMillis(rec.Arrival)},
-				{Name: "AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", Value: epochMillis(rec.Producer)},
-				{Name: "AWS_KINESISVIDEO_CONTINUATION_TOKEN", Value: rec.Seq.String()},
-				{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(max(behind, 0), 10)},
-			})
+		if !ok {
+			// Expired while the reader was behind: go on from the oldest kept.
+			// Else not written yet: wait for it.
+			first, err := a.store.Seek(name, videoShard, streamstore.Position{Type: streamstore.TrimHorizon})
 			if err != nil {
-				if ctx.Err() == nil && !isClientGone(err) {
-					a.opts.Logger.Warn("GetMedia stopped", "stream", publicName(&info), "err", err)
-				}
-				return awsapi.Streamed, nil
+				return awsapi.Streamed, nil // the stream was deleted
 			}
-		}
-		pos = res.Next
-		if len(res.Records) > 0 {
-			flush()
+			if pos < first {
+				pos = first
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return awsapi.Streamed, nil
+			case <-changed:
+			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		behind := a.opts.Now().Sub(time.Unix(0, rec.Arrival)).Milliseconds()
+		err = writeFragment(mw, rec, []media.MKVTag{
+			{Name: "AWS_KINESISVIDEO_FRAGMENT_NUMBER", Value: rec.Seq.String()},
+			{Name: "AWS_KINESISVIDEO_SERVER_TIMESTAMP", Value: epochMillis(rec.Arrival)},
+			{Name: "AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", Value: epochMillis(rec.Producer)},
+			{Name: "AWS_KINESISVIDEO_CONTINUATION_TOKEN", Value: rec.Seq.String()},
+			{Name: "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", Value: strconv.FormatInt(max(behind, 0), 10)},
+		})
+		if err != nil {
+			if ctx.Err() == nil && !isClientGone(err) {
+				a.opts.Logger.Warn("GetMedia stopped", "stream", publicName(&info), "err", err)
+			}
 			return awsapi.Streamed, nil
-		case <-changed:
 		}
+		flush()
+		pos = rec.Seq.Index + 1
 	}
 }
 
