@@ -26,6 +26,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia"
+	kvmtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia/types"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -298,9 +300,9 @@ func fillFragments(dataDir, template string, count int) error {
 }
 
 func queryFragments(c clientFlags, stream string, rounds int, window time.Duration) error {
-	am := c.archivedMedia()
+	am, vm := c.archivedMedia(), c.videoMedia()
 	now := time.Now()
-	var listLat, rawLat, getLat, clipLat, hlsLat []time.Duration
+	var listLat, rawLat, getLat, catchLat, clipLat, hlsLat []time.Duration
 	r := c.resolve()
 	creds, err := r.creds.Retrieve(bg)
 	if err != nil {
@@ -375,6 +377,22 @@ func queryFragments(c clientFlags, stream string, rounds int, window time.Durati
 		out.Payload.Close()
 		getLat = append(getLat, time.Since(t1))
 
+		// GetMedia catching up over the same 30 s: until the 15th fragment's
+		// tags (they follow its cluster).
+		t4 := time.Now()
+		gm, err := vm.GetMedia(bg, &kinesisvideomedia.GetMediaInput{StreamName: aws.String(stream),
+			StartSelector: &kvmtypes.StartSelector{StartSelectorType: kvmtypes.StartSelectorTypeFragmentNumber,
+				AfterFragmentNumber: frags[len(frags)-16].FragmentNumber}})
+		if err != nil {
+			return err
+		}
+		err = readFragmentTags(gm.Payload, 15)
+		gm.Payload.Close()
+		if err != nil {
+			return fmt.Errorf("GetMedia: %w", err)
+		}
+		catchLat = append(catchLat, time.Since(t4))
+
 		// GetClip of the same 30 s, as a fast-start MP4, read to the end.
 		t2 := time.Now()
 		lastTS := aws.ToTime(frags[len(frags)-1].ServerTimestamp)
@@ -409,7 +427,33 @@ func queryFragments(c clientFlags, stream string, rounds int, window time.Durati
 	fmt.Printf("%s: ListFragments of the last %v (%d fragments, all pages): %s\n", stream, window, listed, percentiles(listLat))
 	fmt.Printf("%s: ... the same over raw signed HTTP (no SDK decoding): %s\n", stream, percentiles(rawLat))
 	fmt.Printf("%s: GetMediaForFragmentList of 30 s (15 fragments, read to the end): %s\n", stream, percentiles(getLat))
+	fmt.Printf("%s: GetMedia from a fragment number, until 15 fragments (30 s) are read: %s\n", stream, percentiles(catchLat))
 	fmt.Printf("%s: GetClip of 30 s (MP4, read to the end): %s\n", stream, percentiles(clipLat))
 	fmt.Printf("%s: ON_DEMAND HLS media playlist of the last %v (%d fragments): %s\n", stream, window, listed, percentiles(hlsLat))
+	return nil
+}
+
+// readFragmentTags reads a GetMedia stream until n fragments have been
+// read whole: each fragment's Tags, which hold its fragment number, follow
+// its Cluster.
+func readFragmentTags(r io.Reader, n int) error {
+	name := []byte("AWS_KINESISVIDEO_FRAGMENT_NUMBER")
+	buf := make([]byte, 256<<10)
+	var tail []byte // the last bytes before this read: a name the read boundary cut
+	seen := 0
+	for seen < n {
+		m, err := r.Read(buf)
+		seen += bytes.Count(buf[:m], name)
+		joint := append(tail, buf[:min(m, len(name)-1)]...)
+		seen += bytes.Count(joint, name)
+		if m >= len(name)-1 {
+			tail = append(tail[:0], buf[m-len(name)+1:m]...)
+		} else {
+			tail = append(tail[:0], joint[max(0, len(joint)-len(name)+1):]...)
+		}
+		if err != nil && seen < n {
+			return fmt.Errorf("%d of %d fragments before %w", seen, n, err)
+		}
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia"
 	"github.com/streamgate/streamgate/gateway/awsapi"
 )
 
@@ -78,6 +79,14 @@ func (c *clientFlags) kinesis() *kinesis.Client {
 func (c *clientFlags) archivedMedia() *kinesisvideoarchivedmedia.Client {
 	r := c.resolve()
 	return kinesisvideoarchivedmedia.New(kinesisvideoarchivedmedia.Options{Region: r.region, BaseEndpoint: r.endpoint, Credentials: r.creds,
+		HTTPClient: awsapi.SDKHTTPClient(nil)})
+}
+
+// videoMedia is a Kinesis Video media client (GetMedia), the gateway being
+// its own data endpoint too.
+func (c *clientFlags) videoMedia() *kinesisvideomedia.Client {
+	r := c.resolve()
+	return kinesisvideomedia.New(kinesisvideomedia.Options{Region: r.region, BaseEndpoint: r.endpoint, Credentials: r.creds,
 		HTTPClient: awsapi.SDKHTTPClient(nil)})
 }
 

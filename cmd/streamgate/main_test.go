@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -362,5 +364,26 @@ func TestKeysCommandsHotReload(t *testing.T) {
 			t.Fatal("deleted key still accepted after 5 s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readFragmentTags counts fragment-number tags however the reads cut them.
+func TestReadFragmentTagsCountsAcrossReads(t *testing.T) {
+	var stream []byte
+	for i := range 5 {
+		stream = append(stream, bytes.Repeat([]byte{byte(i)}, 40+i*13)...)
+		stream = append(stream, "AWS_KINESISVIDEO_FRAGMENT_NUMBER"...)
+	}
+	for name, r := range map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(stream) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) },
+		"halves":   func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) },
+	} {
+		if err := readFragmentTags(r(), 5); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err := readFragmentTags(r(), 6); err == nil {
+			t.Errorf("%s: six fragments found in a stream of five", name)
+		}
 	}
 }
